@@ -1,0 +1,1 @@
+"""Optuna studies over backbone, loss weighting and age formulation (each trial an MLflow run)."""
