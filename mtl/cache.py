@@ -52,8 +52,8 @@ def content_key(source: ImageSource) -> str:
     return digest.hexdigest()
 
 
-def _inspect(item: tuple[str, bytes, int]) -> tuple[dict, np.ndarray | None]:
-    name, data, size = item
+def _inspect(item: tuple[str, bytes, int, float]) -> tuple[dict, np.ndarray | None]:
+    name, data, size, crop = item
     row: dict = {"file": name, "age": -1, "gender": -1, "race": -1, "problem": "", "detail": "",
                  "pixel_hash": "", "width": 0, "height": 0, "grayscale": False, "n_bytes": len(data)}
     try:
@@ -73,13 +73,13 @@ def _inspect(item: tuple[str, bytes, int]) -> tuple[dict, np.ndarray | None]:
         np.abs(rgb[..., 0].astype(np.int16) - rgb[..., 1]).max() <= 2
         and np.abs(rgb[..., 1].astype(np.int16) - rgb[..., 2]).max() <= 2
     )
-    return row, square_resize(rgb, size)
+    return row, square_resize(rgb, size, crop)
 
 
-def _chunks(source: ImageSource, size: int, chunk: int = 256):
+def _chunks(source: ImageSource, size: int, crop: float, chunk: int = 256):
     batch = []
     for name, data in source.iter_bytes():
-        batch.append((name, data, size))
+        batch.append((name, data, size, crop))
         if len(batch) == chunk:
             yield batch
             batch = []
@@ -87,11 +87,11 @@ def _chunks(source: ImageSource, size: int, chunk: int = 256):
         yield batch
 
 
-def _inspect_chunk(batch: list[tuple[str, bytes, int]]) -> list[tuple[dict, np.ndarray | None]]:
+def _inspect_chunk(batch: list[tuple[str, bytes, int, float]]) -> list[tuple[dict, np.ndarray | None]]:
     return [_inspect(item) for item in batch]
 
 
-def _build(source: ImageSource, size: int, target: Path, workers: int) -> None:
+def _build(source: ImageSource, size: int, crop: float, target: Path, workers: int) -> None:
     n = len(source.names)
     tmp = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
     try:
@@ -100,7 +100,8 @@ def _build(source: ImageSource, size: int, target: Path, workers: int) -> None:
         progress = tqdm(total=n, desc=f"decoding images to {size}px cache", unit="img")
         pool = ProcessPoolExecutor(workers) if workers > 1 else None
         try:
-            results = pool.map(_inspect_chunk, _chunks(source, size)) if pool else map(_inspect_chunk, _chunks(source, size))
+            chunks = _chunks(source, size, crop)
+            results = pool.map(_inspect_chunk, chunks) if pool else map(_inspect_chunk, chunks)
             for chunk in results:
                 for row, pixels in chunk:
                     row["cache_index"] = -1
@@ -125,7 +126,7 @@ def _build(source: ImageSource, size: int, target: Path, workers: int) -> None:
             del trimmed, full
             os.replace(tmp / "images.tmp.npy", tmp / "images.npy")
         pd.DataFrame(rows).to_csv(tmp / "records.csv", index=False)
-        (tmp / "meta.json").write_text(json.dumps({"format": CACHE_FORMAT, "size": size, "n_files": n,
+        (tmp / "meta.json").write_text(json.dumps({"format": CACHE_FORMAT, "size": size, "crop": crop, "n_files": n,
                                                     "n_decoded": filled, "source": str(source.path)}))
         if target.exists():
             shutil.rmtree(target)
@@ -135,17 +136,18 @@ def _build(source: ImageSource, size: int, target: Path, workers: int) -> None:
         raise
 
 
-def load_decoded(source: ImageSource, size: int, cache_dir: str | Path, workers: int = 2) -> DecodedImages:
-    """Return the decoded cache for ``source`` at ``size`` px, building it on first use."""
+def load_decoded(source: ImageSource, size: int, cache_dir: str | Path, workers: int = 2,
+                 crop: float = 1.0) -> DecodedImages:
+    """Return the decoded cache for ``source`` at ``size`` px (centre ``crop``), building it on first use."""
     cache_root = Path(cache_dir).expanduser()
     cache_root.mkdir(parents=True, exist_ok=True)
     key = content_key(source)
-    target = cache_root / f"{key}-{size}px"
+    target = cache_root / (f"{key}-{size}px" + (f"-crop{crop:g}" if crop != 1 else ""))
     meta_path = target / "meta.json"
     valid = meta_path.is_file() and json.loads(meta_path.read_text()).get("format") == CACHE_FORMAT
     if not valid:
         log.info("building image cache %s", target)
-        _build(source, size, target, workers)
+        _build(source, size, crop, target, workers)
     records = pd.read_csv(target / "records.csv", keep_default_na=False,
                           dtype={"problem": str, "detail": str, "pixel_hash": str})
     images = np.load(target / "images.npy", mmap_mode="r")

@@ -18,6 +18,7 @@ class ConfigError(ValueError):
 class DataConfig:
     path: str | None = None  # UTKFace folder or Kaggle zip
     image_size: int = 64
+    crop: float = 1.0  # centre square kept before resizing (fraction of the shorter side)
     val_fraction: float = 0.1
     test_fraction: float = 0.15
     split_manifest: str | None = None  # reuse a saved split (CSV) for comparable runs
@@ -37,6 +38,7 @@ class ModelConfig:
     min_age: int = 1
     max_age: int = 116
     drop_rate: float = 0.2
+    tta_flip: bool = True  # average predictions over the image and its mirror image at inference
 
 
 @dataclass
@@ -86,6 +88,7 @@ class RunConfig:
     def validate(self) -> "RunConfig":
         checks = [
             (self.data.image_size >= 16, "data.image_size", self.data.image_size, "must be >= 16"),
+            (0 < self.data.crop <= 1, "data.crop", self.data.crop, "must be in (0, 1]"),
             (0 < self.data.test_fraction < 1, "data.test_fraction", self.data.test_fraction, "must be in (0, 1)"),
             (0 <= self.data.val_fraction < 1, "data.val_fraction", self.data.val_fraction, "must be in [0, 1)"),
             (self.data.val_fraction + self.data.test_fraction < 1, "data.val_fraction",

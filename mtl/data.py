@@ -36,7 +36,7 @@ def prepare_data(cfg: DataConfig, seed: int) -> PreparedData:
     if not cfg.path:
         raise ValueError("data.path is not set: pass -P data=PATH (a UTKFace folder or the Kaggle zip)")
     source = open_source(cfg.path)
-    decoded = load_decoded(source, cfg.image_size, cfg.cache_dir, workers=cfg.workers)
+    decoded = load_decoded(source, cfg.image_size, cfg.cache_dir, workers=cfg.workers, crop=cfg.crop)
     records = find_duplicates(decoded.records)
     frame = usable(records)
     if cfg.subset:

@@ -97,10 +97,12 @@ def array_to_rgb(arr: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
-def square_resize(rgb: np.ndarray, size: int) -> np.ndarray:
-    """Centre-crop to a square and resize to ``size`` x ``size`` (antialiased bilinear)."""
+def square_resize(rgb: np.ndarray, size: int, crop: float = 1.0) -> np.ndarray:
+    """Centre-crop a square (``crop`` x the shorter side) and resize it to ``size`` x ``size``."""
+    if not 0 < crop <= 1:
+        raise ValueError(f"crop must be in (0, 1], got {crop}")
     height, width = rgb.shape[:2]
-    side = min(height, width)
+    side = max(1, round(min(height, width) * crop))
     top, left = (height - side) // 2, (width - side) // 2
     crop = rgb[top : top + side, left : left + side]
     if side == size:

@@ -26,6 +26,7 @@ class MultiTaskNet(nn.Module):
         self.trunk = trunk
         self.age_formulation = age_formulation
         self.bins = bins
+        self.tta_flip = False
         cfg = getattr(trunk, "pretrained_cfg", {}) or {}
         mean = cfg.get("mean", (0.485, 0.456, 0.406))
         std = cfg.get("std", (0.229, 0.224, 0.225))
@@ -56,6 +57,20 @@ class MultiTaskNet(nn.Module):
         return out
 
 
+    def infer(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Inference outputs; with ``tta_flip`` the mean over the image and its mirror image."""
+        out = self(images)
+        if not self.tta_flip:
+            return out
+        mirrored = self(images.flip(3))
+        merged = {"age": (out["age"] + mirrored["age"]) / 2}
+        female = (torch.sigmoid(out["gender_logit"]) + torch.sigmoid(mirrored["gender_logit"])) / 2
+        merged["gender_logit"] = torch.logit(female.clamp(1e-7, 1 - 1e-7))
+        if "age_logits" in out:
+            merged["age_logits"] = (out["age_logits"] + mirrored["age_logits"]) / 2
+        return merged
+
+
 def create_model(cfg: ModelConfig, *, pretrained: bool = True) -> tuple[MultiTaskNet, WeightsInfo]:
     """Build the network from the model config; ``pretrained=False`` skips weight loading (for
     rebuilding a trained model whose state dict is loaded next)."""
@@ -67,6 +82,7 @@ def create_model(cfg: ModelConfig, *, pretrained: bool = True) -> tuple[MultiTas
     bins = AgeBins(min_age=cfg.min_age, max_age=cfg.max_age, width=cfg.bin_width)
     model = MultiTaskNet(trunk, age_formulation=cfg.age_formulation,
                          bins=bins if cfg.age_formulation == "ordinal" else None, drop_rate=cfg.drop_rate)
+    model.tta_flip = cfg.tta_flip
     return model, info
 
 

@@ -41,10 +41,11 @@ class BadInputError(ValueError):
 class Predictor:
     """A trained network plus its preprocessing and age-interval calibration, usable without MLflow."""
 
-    def __init__(self, model: MultiTaskNet, *, image_size: int, interval: dict | None = None,
+    def __init__(self, model: MultiTaskNet, *, image_size: int, crop: float = 1.0, interval: dict | None = None,
                  batch_size: int = 64, bf16: bool = False, threads: int = 0):
         self.model = model.eval().to(memory_format=torch.channels_last)
         self.image_size = image_size
+        self.crop = crop
         self.interval = interval or {}
         self.batch_size = batch_size
         self.bf16 = bf16
@@ -58,10 +59,11 @@ class Predictor:
         meta = json.loads((model_dir / "model.json").read_text())
         model, _ = create_model(ModelConfig(**meta["model"]), pretrained=False)
         model.load_state_dict(torch.load(model_dir / "weights.pt", map_location="cpu", weights_only=True))
-        return cls(model, image_size=meta["image_size"], interval=meta.get("interval"), **kwargs)
+        return cls(model, image_size=meta["image_size"], crop=meta.get("crop", 1.0), interval=meta.get("interval"),
+                   **kwargs)
 
     def preprocess(self, images: list[np.ndarray]) -> torch.Tensor:
-        batch = np.stack([square_resize(img, self.image_size) for img in images])
+        batch = np.stack([square_resize(img, self.image_size, self.crop) for img in images])
         x = torch.from_numpy(batch).permute(0, 3, 1, 2).float().div_(255.0)
         return x.contiguous(memory_format=torch.channels_last)
 
@@ -72,7 +74,7 @@ class Predictor:
         for start in range(0, len(images), self.batch_size):
             x = self.preprocess(images[start : start + self.batch_size])
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
-                out = self.model(x)
+                out = self.model.infer(x)
             ages.append(out["age"].float().numpy())
             probs.append(torch.sigmoid(out["gender_logit"].float()).numpy())
         age = np.concatenate(ages) if ages else np.zeros(0)
@@ -101,13 +103,13 @@ def calibrate_interval(true_age: np.ndarray, pred_age: np.ndarray, coverage: flo
             "log_residual_high": float(np.quantile(residual, 1 - alpha))}
 
 
-def save_model_dir(model: MultiTaskNet, model_cfg: ModelConfig, *, image_size: int, interval: dict,
+def save_model_dir(model: MultiTaskNet, model_cfg: ModelConfig, *, image_size: int, crop: float, interval: dict,
                    target: str | Path) -> Path:
     """Write weights and the metadata needed to rebuild the network (no pretrained download)."""
     target = Path(target)
     target.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), target / "weights.pt")
-    meta = {"model": asdict(model_cfg), "image_size": image_size, "interval": interval}
+    meta = {"model": asdict(model_cfg), "image_size": image_size, "crop": crop, "interval": interval}
     (target / "model.json").write_text(json.dumps(meta, indent=2))
     return target
 

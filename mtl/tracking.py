@@ -71,6 +71,7 @@ def log_results(cfg: "RunConfig", result: "TrainResult") -> None:
     if cfg.train.log_model:
         with tempfile.TemporaryDirectory() as tmp:
             model_dir = save_model_dir(result.model.cpu(), cfg.model, image_size=cfg.data.image_size,
+                                       crop=cfg.data.crop,
                                        interval=interval, target=Path(tmp) / "model_dir")
             example = np.asarray(result.data.images[int(preds["cache_index"].iloc[0])]) if len(preds) else None
             info = log_pyfunc(model_dir, example_image=example, registered_model_name=cfg.train.registered_model_name)
@@ -78,7 +79,7 @@ def log_results(cfg: "RunConfig", result: "TrainResult") -> None:
 
 
 def _val_predictions(cfg: "RunConfig", result: "TrainResult") -> pd.DataFrame:
-    from mtl.train import predict_frame, resolve_device
+    from mtl.evaluate import predict_frame
 
     val = result.data.split("val")
     device = next(result.model.parameters()).device

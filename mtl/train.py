@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from mtl.config import RunConfig, load_config, parse_overrides
 from mtl.data import PreparedData, prepare_data
 from mtl.dataset import FaceBatches, make_loader, to_model_input
+from mtl.evaluate import autocast, forward_frame, predict_frame
 from mtl.losses import age_loss, gender_loss, make_weighting
 from mtl.metrics import baseline_metrics, composite_objective, evaluate_predictions
 from mtl.model import MultiTaskNet, create_model, init_age_head
@@ -106,10 +107,6 @@ class EarlyStopping:
         return self.patience > 0 and self.bad_epochs >= self.patience
 
 
-def _autocast(device: torch.device):
-    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
-
-
 def train_one_epoch(model, loader, weighting, optimizer, scheduler, cfg: RunConfig, device, epoch: int) -> dict:
     """One pass over the training batches; returns mean losses and running train metrics."""
     model.train()
@@ -119,7 +116,7 @@ def train_one_epoch(model, loader, weighting, optimizer, scheduler, cfg: RunConf
     for step, (pixels, age, gender) in enumerate(progress):
         x = to_model_input(pixels, device, cfg.train.channels_last)
         age, gender = age.to(device), gender.to(device)
-        with _autocast(device):
+        with autocast(device):
             out = model(x)
         task_losses = torch.stack([
             age_loss(out, age, formulation=cfg.model.age_formulation, bins=model.bins,
@@ -145,31 +142,6 @@ def train_one_epoch(model, loader, weighting, optimizer, scheduler, cfg: RunConf
     return {"train_loss": sums["loss"] / n, "train_age_loss": sums["age_loss"] / n,
             "train_gender_loss": sums["gender_loss"] / n, "train_age_mae": sums["abs_err"] / n,
             "train_gender_accuracy": sums["correct"] / n}
-
-
-@torch.inference_mode()
-def forward_frame(model: MultiTaskNet, images: np.ndarray, frame: pd.DataFrame, *, device: torch.device,
-                  batch_size: int = 256, channels_last: bool = True) -> dict[str, torch.Tensor]:
-    """Model outputs (on CPU, float) for the rows of ``frame``, which index ``images`` via ``cache_index``."""
-    model.eval()
-    dataset = FaceBatches(images, frame["cache_index"].to_numpy(), frame["age"].to_numpy(), frame["gender"].to_numpy())
-    chunks: dict[str, list[torch.Tensor]] = {}
-    for pixels, _, _ in make_loader(dataset, batch_size, shuffle=False):
-        with _autocast(device):
-            out = model(to_model_input(pixels, device, channels_last))
-        for key, value in out.items():
-            chunks.setdefault(key, []).append(value.float().cpu())
-    return {key: torch.cat(values) for key, values in chunks.items()}
-
-
-def predict_frame(model: MultiTaskNet, images: np.ndarray, frame: pd.DataFrame, *, device: torch.device,
-                  batch_size: int = 256, channels_last: bool = True) -> pd.DataFrame:
-    """``frame`` with ``pred_age`` and ``female_probability`` columns added."""
-    out = forward_frame(model, images, frame, device=device, batch_size=batch_size, channels_last=channels_last)
-    result = frame.copy()
-    result["pred_age"] = out["age"].numpy() if len(frame) else []
-    result["female_probability"] = torch.sigmoid(out["gender_logit"]).numpy() if len(frame) else []
-    return result
 
 
 def validation_metrics(model, weighting, data: PreparedData, val: pd.DataFrame, cfg: RunConfig, device) -> dict:
@@ -230,7 +202,10 @@ def fit(cfg: RunConfig, data: PreparedData, *, epoch_callback=None) -> TrainResu
         history.append(row)
         if mlflow.active_run():
             mlflow.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch)
-        log.info("epoch %d: %s", epoch, {k: round(v, 4) for k, v in row.items() if isinstance(v, float)})
+        log.info("epoch %d/%d: train loss %.3f, val age MAE %.3f, val gender acc %.4f, task weights %s, %.0f s",
+                 epoch, cfg.train.epochs, row["train_loss"], row.get("val_age_mae", float("nan")),
+                 row.get("val_gender_accuracy", float("nan")),
+                 {k: round(v, 3) for k, v in weighting.task_weights().items()}, row["epoch_seconds"])
         objective = row.get("val_objective", row["train_age_mae"])
         if epoch_callback is not None:
             epoch_callback(epoch, row)

@@ -48,3 +48,36 @@ def mlflow_store(tmp_path, monkeypatch):
     yield uri
     while mlflow.active_run():
         mlflow.end_run()
+
+
+@pytest.fixture(scope="session")
+def tiny_registered_model(utkface_dir, tmp_path_factory):
+    """A small model trained on real images (1 epoch), logged and registered as ``utkface-mtl``
+    with the alias ``champion`` in a temp SQLite registry. Yields (tracking_uri, run result)."""
+    import mlflow
+
+    from mtl.config import load_config
+    from mtl.train import run
+
+    folder = tmp_path_factory.mktemp("registry")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    saved_cwd, saved_uri = os.getcwd(), os.environ.get("MLFLOW_TRACKING_URI")
+    os.chdir(folder)
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    mlflow.set_tracking_uri(uri)
+    try:
+        cfg = load_config(REPO / "experiments" / "default.yaml", {
+            "data.path": str(utkface_dir), "data.cache_dir": str(folder / "cache"), "data.subset": 600,
+            "train.epochs": 1, "train.batch_size": 64, "experiment": "tiny",
+            "train.registered_model_name": "utkface-mtl"})
+        result = run(cfg)
+        client = mlflow.MlflowClient(uri)
+        version = client.search_model_versions("name='utkface-mtl'")[0].version
+        client.set_registered_model_alias("utkface-mtl", "champion", version)
+        yield uri, result
+    finally:
+        os.chdir(saved_cwd)
+        if saved_uri is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = saved_uri
