@@ -50,6 +50,14 @@ def main() -> None:
           f"F1 {m['test_gender_f1']:.4f}, ROC AUC {m['test_gender_roc_auc']:.4f}; "
           f"80% interval coverage {m.get('test_age_interval_coverage', float('nan')):.3f}")
     print(f"baseline: age MAE {m['test_baseline_age_mae']:.3f}, gender accuracy {m['test_baseline_gender_accuracy']:.4f}")
+    extra = result.extra.get("analysis", {})
+    if extra:
+        print(f"LIME: {extra.get('lime_seconds_per_explanation', float('nan')):.2f} s per explanation; deletion test "
+              f"top/random output change: gender {extra.get('lime_gender_deletion_ratio', float('nan')):.2f}x, "
+              f"age {extra.get('lime_age_deletion_ratio', float('nan')):.2f}x")
+        print("fairness: " + ", ".join(f"{k} {v:.3f}" for k, v in extra.items() if k.startswith("fair_")
+                                       and not k.endswith(("_ci_low", "_ci_high"))))
+    print(f"run id: {result.run_id}")
     print(f"peak memory (max RSS): {peak_mb:.0f} MB; image cache {result.data.cache_path}: "
           f"{_dir_mb(result.data.cache_path):.1f} MB for {result.data.images.shape[0]} images at {cfg.data.image_size}px")
 

@@ -55,7 +55,9 @@ def through_server(model_uri: str, payloads: list[str], n_requests: int, batch_s
     with open(log, "w") as out:
         proc = subprocess.Popen([sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri, "--env-manager",
                                  "local", "--host", "127.0.0.1", "--port", str(port)], stdout=out,
-                                stderr=subprocess.STDOUT, env=os.environ.copy())
+                                stderr=subprocess.STDOUT,
+                                env={**os.environ, "PATH": os.pathsep.join([os.path.dirname(sys.executable),
+                                                                            os.environ.get("PATH", "")])})
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(240):

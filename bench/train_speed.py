@@ -19,7 +19,7 @@ from torch import nn
 
 from mtl.config import load_config
 from mtl.data import prepare_data
-from mtl.dataset import FaceBatches, make_loader, to_model_input
+from mtl.dataset import FaceBatches, make_loader
 from mtl.losses import make_weighting
 from mtl.model import create_model, init_age_head
 from mtl.train import build_optimizer, build_scheduler, train_one_epoch

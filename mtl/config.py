@@ -63,9 +63,23 @@ class TrainConfig:
     channels_last: bool = True
     threads: int = 0  # torch intra-op threads, 0 = torch's default
     loader_workers: int = 0  # DataLoader worker processes for augmentation
+    balance: str = "none"  # group-balanced sampling (mitigation): none | race | race_gender | age_band_race ...
     max_minutes: float | None = None  # wall-clock budget; training stops after the epoch that crosses it
     log_model: bool = True
     registered_model_name: str | None = None
+
+
+@dataclass
+class ReportConfig:
+    """What each run logs beyond metrics: fairness bootstrap, galleries and the LIME panel."""
+
+    fairness_boot: int = 200  # bootstrap resamples for the per-group confidence intervals
+    gallery_size: int = 12  # images in each best/worst gallery
+    lime_worst: int = 1  # LIME panel: worst age predictions
+    lime_best: int = 1  # best age predictions
+    lime_gender_errors: int = 1  # gender errors
+    lime_per_group: int = 0  # samples per race x gender group (the champion's full panel uses 1)
+    lime_samples: int = 500  # perturbed images per explanation
 
 
 @dataclass
@@ -74,6 +88,7 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
     seed: int = 0
     experiment: str = "utkface-mtl"
     run_name: str | None = None

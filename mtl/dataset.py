@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
+import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
@@ -41,15 +42,23 @@ class FaceBatches(Dataset):
 class BatchIndexSampler(Sampler[list[int]]):
     """Yields lists of row indices; shuffled with a per-epoch seed when ``shuffle``."""
 
-    def __init__(self, n: int, batch_size: int, *, shuffle: bool, seed: int = 0, drop_last: bool = False):
+    def __init__(self, n: int, batch_size: int, *, shuffle: bool, seed: int = 0, drop_last: bool = False,
+                 weights: np.ndarray | None = None):
+        if weights is not None and len(weights) != n:
+            raise ValueError(f"{len(weights)} sampling weights for {n} rows")
         self.n, self.batch_size, self.shuffle, self.seed, self.drop_last = n, batch_size, shuffle, seed, drop_last
+        self.probabilities = None if weights is None else np.asarray(weights, float) / np.sum(weights)
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __iter__(self) -> Iterator[list[int]]:
-        order = np.random.default_rng((self.seed, self.epoch)).permutation(self.n) if self.shuffle else np.arange(self.n)
+        rng = np.random.default_rng((self.seed, self.epoch))
+        if self.probabilities is not None:  # group-balanced: draw with replacement
+            order = rng.choice(self.n, size=self.n, replace=True, p=self.probabilities)
+        else:
+            order = rng.permutation(self.n) if self.shuffle else np.arange(self.n)
         stop = self.n - self.n % self.batch_size if self.drop_last else self.n
         for start in range(0, stop, self.batch_size):
             yield order[start : start + self.batch_size].tolist()
@@ -58,9 +67,11 @@ class BatchIndexSampler(Sampler[list[int]]):
         return self.n // self.batch_size if self.drop_last else -(-self.n // self.batch_size)
 
 
-def make_loader(dataset: FaceBatches, batch_size: int, *, shuffle: bool, seed: int = 0, workers: int = 0) -> DataLoader:
-    """A DataLoader over whole batches (``batch_size=None``: the sampler forms the batches)."""
-    sampler = BatchIndexSampler(len(dataset), batch_size, shuffle=shuffle, seed=seed, drop_last=shuffle)
+def make_loader(dataset: FaceBatches, batch_size: int, *, shuffle: bool, seed: int = 0, workers: int = 0,
+                weights: np.ndarray | None = None) -> DataLoader:
+    """A DataLoader over whole batches (``batch_size=None``: the sampler forms the batches);
+    ``weights`` makes the sampler draw rows with probability proportional to them."""
+    sampler = BatchIndexSampler(len(dataset), batch_size, shuffle=shuffle, seed=seed, drop_last=shuffle, weights=weights)
     return DataLoader(dataset, sampler=sampler, batch_size=None, num_workers=workers,
                       persistent_workers=workers > 0, worker_init_fn=_seed_worker if workers else None)
 
@@ -70,6 +81,27 @@ def _seed_worker(worker_id: int) -> None:
     ds = info.dataset
     if ds.augment is not None and hasattr(ds.augment, "set_random_seed"):
         ds.augment.set_random_seed(info.seed % 2**31)
+
+
+def balancing_weights(frame, by: str) -> np.ndarray | None:
+    """Per-row weights 1 / size of the row's group, so every group is drawn equally often.
+
+    ``by``: "none", or columns joined by "_": "race", "gender", "race_gender", "age_band_race"...
+    """
+    if by == "none":
+        return None
+    from mtl.labels import age_band
+
+    columns = {"race": frame["race"].astype(str), "gender": frame["gender"].astype(str),
+               "age_band": frame["age"].map(age_band)}
+    parts = by.replace("age_band", "ageband").split("_")
+    unknown = [p for p in parts if p.replace("ageband", "age_band") not in columns]
+    if unknown:
+        raise ValueError(f"train.balance={by!r}: unknown group column(s) {unknown}; use race, gender, age_band")
+    key = pd.Series("", index=frame.index)
+    for part in parts:
+        key = key + "|" + columns[part.replace("ageband", "age_band")]
+    return (1.0 / key.map(key.value_counts())).to_numpy()
 
 
 def to_model_input(pixels: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-import torch
 from lime import lime_image
 from skimage.segmentation import mark_boundaries, slic
 
@@ -66,8 +65,7 @@ def explain(predictor: Predictor, image: np.ndarray, *, task: str, file: str = "
     start = time.perf_counter()
     result = explainer.explain_instance(
         image, fn, labels=(label,), top_labels=None, hide_color=None, num_samples=num_samples,
-        batch_size=num_samples, segmentation_fn=lambda img: segment(img, n_segments, seed), random_seed=seed,
-        progress_bar=False)
+        batch_size=num_samples, segmentation_fn=lambda img: segment(img, n_segments, seed), random_seed=seed)
     seconds = time.perf_counter() - start
     prediction = float(fn(image[None])[0, label])
     weights = {int(k): float(v) for k, v in result.local_exp[label]}
@@ -129,16 +127,16 @@ def overlay(image: np.ndarray, expl: Explanation, *, top: int = 6):
     return fig
 
 
-def choose_panel(preds: pd.DataFrame, *, n_worst: int = 2, n_best: int = 2, per_group: int = 1,
-                 seed: int = 0) -> pd.DataFrame:
+def choose_panel(preds: pd.DataFrame, *, n_worst: int = 2, n_best: int = 2, n_gender_errors: int = 2,
+                 per_group: int = 1, seed: int = 0) -> pd.DataFrame:
     """A fixed, seeded panel: worst and best age predictions, gender errors, and samples per race x gender."""
     preds = preds.assign(abs_err=(preds["pred_age"] - preds["age"]).abs(),
                          gender_wrong=(preds["female_probability"] >= 0.5).astype(int) != preds["gender"])
     parts = [preds.nlargest(n_worst, "abs_err").assign(reason="worst age"),
              preds.nsmallest(n_best, "abs_err").assign(reason="best age")]
     wrong = preds[preds["gender_wrong"]]
-    if len(wrong):
-        parts.append(wrong.sample(min(n_worst, len(wrong)), random_state=seed).assign(reason="gender error"))
+    if len(wrong) and n_gender_errors:
+        parts.append(wrong.sample(min(n_gender_errors, len(wrong)), random_state=seed).assign(reason="gender error"))
     if per_group:
         sampled = preds.groupby(["race", "gender"], group_keys=False).apply(
             lambda g: g.sample(min(per_group, len(g)), random_state=seed))

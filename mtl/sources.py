@@ -5,7 +5,7 @@ from __future__ import annotations
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
@@ -23,14 +23,15 @@ class ImageSource:
     kind: str  # "folder" | "zip"
     prefix: str = ""  # folder inside the zip
 
-    def iter_bytes(self) -> Iterator[tuple[str, bytes]]:
-        """Yield ``(name, bytes)`` for every image, in ``names`` order."""
+    def iter_bytes(self, names: Iterable[str] | None = None) -> Iterator[tuple[str, bytes]]:
+        """Yield ``(name, bytes)`` for ``names`` (default: every image, in ``names`` order)."""
+        names = self.names if names is None else list(names)
         if self.kind == "folder":
-            for name in self.names:
+            for name in names:
                 yield name, (self.path / name).read_bytes()
         else:
             with zipfile.ZipFile(self.path) as archive:
-                for name in self.names:
+                for name in names:
                     yield name, archive.read(self.prefix + name)
 
 

@@ -67,6 +67,9 @@ def log_results(cfg: "RunConfig", result: "TrainResult") -> None:
         result.metrics["test_age_interval_width"] = float((high - low).mean())
     log_table(preds[["file", "age", "gender", "race", "pred_age", "female_probability"]], "evaluation/test_predictions.csv")
     mlflow.log_metrics(result.metrics)
+    from mtl.analysis import log_analysis
+
+    result.extra["analysis"] = log_analysis(cfg, result)
     mlflow.log_text(summary_markdown(cfg, result), "summary.md")
     if cfg.train.log_model:
         with tempfile.TemporaryDirectory() as tmp:
@@ -115,4 +118,19 @@ def summary_markdown(cfg: "RunConfig", result: "TrainResult") -> str:
         "Age MAE per band: " + ", ".join(f"{b.replace('plus', '+')}: {v:.2f}" for b, v in bands),
         "",
     ]
+    extra = result.extra.get("analysis", {})
+    if extra:
+        lines += ["## Fairness (test split; gaps = largest minus smallest group, 95% bootstrap CI of that pair)", ""]
+        for key, label in (("fair_age_mae_gap_race", "age MAE gap across race"),
+                           ("fair_gender_acc_gap_race", "gender accuracy gap across race"),
+                           ("fair_age_mae_gap_age_band", "age MAE gap across age bands"),
+                           ("fair_gender_acc_gap_age_band", "gender accuracy gap across age bands")):
+            if key in extra:
+                lines.append(f"- {label}: {extra[key]:.3f} [{extra.get(key + '_ci_low', float('nan')):.3f}, "
+                             f"{extra.get(key + '_ci_high', float('nan')):.3f}]")
+        if "lime_gender_deletion_ratio" in extra:
+            lines.append(f"- LIME deletion test (output change, top vs random segments): gender "
+                         f"{extra['lime_gender_deletion_ratio']:.2f}x, age {extra['lime_age_deletion_ratio']:.2f}x; "
+                         f"{extra['lime_seconds_per_explanation']:.2f} s per explanation")
+        lines += ["", "Tables and figures: `fairness/`, `samples/`, `lime/`.", ""]
     return "\n".join(lines)

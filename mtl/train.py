@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import argparse
 import copy
+import hashlib
 import logging
 import math
 import os
 import random
-import tempfile
 import time
+import traceback
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from mtl.config import RunConfig, load_config, parse_overrides
 from mtl.data import PreparedData, prepare_data
-from mtl.dataset import FaceBatches, make_loader, to_model_input
+from mtl.dataset import FaceBatches, balancing_weights, make_loader, to_model_input
 from mtl.evaluate import autocast, forward_frame, predict_frame
 from mtl.losses import age_loss, gender_loss, make_weighting
 from mtl.metrics import baseline_metrics, composite_objective, evaluate_predictions
@@ -183,7 +183,8 @@ def fit(cfg: RunConfig, data: PreparedData, *, epoch_callback=None) -> TrainResu
     augment = train_augmentation(cfg.train.augment, seed=cfg.seed)
     train_set = FaceBatches(data.images, train["cache_index"].to_numpy(), train["age"].to_numpy(),
                             train["gender"].to_numpy(), augment=augment)
-    loader = make_loader(train_set, cfg.train.batch_size, shuffle=True, seed=cfg.seed, workers=cfg.train.loader_workers)
+    loader = make_loader(train_set, cfg.train.batch_size, shuffle=True, seed=cfg.seed, workers=cfg.train.loader_workers,
+                         weights=balancing_weights(train, cfg.train.balance))
     steps_per_epoch = len(loader)
     scheduler = build_scheduler(optimizer, schedule=cfg.train.schedule, lr=cfg.train.lr,
                                 total_steps=steps_per_epoch * cfg.train.epochs,
@@ -225,24 +226,42 @@ def fit(cfg: RunConfig, data: PreparedData, *, epoch_callback=None) -> TrainResu
                        stopper.best_epoch)
 
 
-def run(cfg: RunConfig, *, nested: bool = False, epoch_callback=None, log_extras=None) -> TrainResult:
-    """Prepare data, train, evaluate and log everything to one MLflow run; returns the result."""
+def run(cfg: RunConfig, *, nested: bool = False, epoch_callback=None, tags: dict[str, str] | None = None,
+        on_start=None) -> TrainResult:
+    """Prepare data, train, evaluate and log everything to one MLflow run; returns the result.
+
+    ``tags`` are set on the run at its start (``mlflow.parentRunId`` nests it under a study run from
+    another process); ``on_start(run_id)`` is called once the run exists. An exception is logged to
+    the run (``error.txt`` and the ``error`` tag) before it propagates; MLflow marks the run FAILED.
+    """
     from mtl import tracking  # local import: keeps ``python -m mtl.train --help`` fast
 
     if not os.environ.get("MLFLOW_RUN_ID") and not nested:
         mlflow.set_experiment(cfg.experiment)
-    with mlflow.start_run(run_name=cfg.run_name, nested=nested) as active:
-        mlflow.log_params(cfg.flat())
-        data = prepare_data(cfg.data, cfg.seed)
-        tracking.log_data(data)
-        result = fit(cfg, data, epoch_callback=epoch_callback)
-        result.run_id = active.info.run_id
-        mlflow.set_tags({"weights_source": result.weights.source, "weights_location": result.weights.location,
-                         "data_content_key": data.content_key, "torch_device": str(resolve_device(cfg.train.device))})
-        tracking.log_results(cfg, result)
-        if log_extras is not None:
-            log_extras(result)
+    with mlflow.start_run(run_name=cfg.run_name, nested=nested, tags=tags) as active:
+        if on_start is not None:
+            on_start(active.info.run_id)
+        try:
+            mlflow.log_params(cfg.flat())
+            data = prepare_data(cfg.data, cfg.seed)
+            tracking.log_data(data)
+            result = fit(cfg, data, epoch_callback=epoch_callback)
+            result.run_id = active.info.run_id
+            mlflow.set_tags({"weights_source": result.weights.source, "weights_location": result.weights.location,
+                             "data_content_key": data.content_key, "test_split_key": test_split_key(data),
+                             "torch_device": str(resolve_device(cfg.train.device))})
+            tracking.log_results(cfg, result)
+        except Exception as exc:
+            mlflow.set_tag("error", f"{type(exc).__name__}: {exc}"[:5000])
+            mlflow.log_text(traceback.format_exc(), "error.txt")
+            raise
     return result
+
+
+def test_split_key(data: PreparedData) -> str:
+    """Hash of the test split's file names: runs with equal keys were scored on the same images."""
+    names = "\n".join(sorted(data.split("test")["file"]))
+    return hashlib.blake2b(names.encode(), digest_size=8).hexdigest()
 
 
 def configure_logging() -> None:

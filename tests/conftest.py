@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from pathlib import Path
@@ -60,12 +61,7 @@ def tiny_registered_model(utkface_dir, tmp_path_factory):
     from mtl.train import run
 
     folder = tmp_path_factory.mktemp("registry")
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
-    saved_cwd, saved_uri = os.getcwd(), os.environ.get("MLFLOW_TRACKING_URI")
-    os.chdir(folder)
-    os.environ["MLFLOW_TRACKING_URI"] = uri
-    mlflow.set_tracking_uri(uri)
-    try:
+    with temporary_tracking(folder) as uri:
         cfg = load_config(REPO / "experiments" / "default.yaml", {
             "data.path": str(utkface_dir), "data.cache_dir": str(folder / "cache"), "data.subset": 600,
             "train.epochs": 1, "train.batch_size": 64, "experiment": "tiny",
@@ -75,6 +71,20 @@ def tiny_registered_model(utkface_dir, tmp_path_factory):
         version = client.search_model_versions("name='utkface-mtl'")[0].version
         client.set_registered_model_alias("utkface-mtl", "champion", version)
         yield uri, result
+
+
+@contextlib.contextmanager
+def temporary_tracking(folder: Path):
+    """Point MLflow (and subprocesses, via the environment) at a SQLite store in ``folder``, run there."""
+    import mlflow
+
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    saved_cwd, saved_uri = os.getcwd(), os.environ.get("MLFLOW_TRACKING_URI")
+    os.chdir(folder)
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield uri
     finally:
         os.chdir(saved_cwd)
         if saved_uri is None:

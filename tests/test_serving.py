@@ -26,7 +26,9 @@ def server(tiny_registered_model, tmp_path_factory):
     uri, _ = tiny_registered_model
     port = _free_port()
     log = tmp_path_factory.mktemp("serve") / "server.log"
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    # mlflow starts ``uvicorn`` by name: the interpreter's own bin folder must be on PATH
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri,
+           "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])}
     with open(log, "w") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "mlflow", "models", "serve", "-m", "models:/utkface-mtl@champion",

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import REPO
+from conftest import REPO, temporary_tracking
 from mtl.config import from_flat, load_config
 from mtl.data import prepare_data
 from mtl.train import fit, run
@@ -29,24 +29,10 @@ def _config(utkface_dir, cache_dir, **overrides):
 
 @pytest.fixture(scope="module")
 def finished_run(utkface_dir, cache_dir, tmp_path_factory):
-    import os
-
-    folder = tmp_path_factory.mktemp("mlflow")
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
-    old_cwd, old_uri = os.getcwd(), os.environ.get("MLFLOW_TRACKING_URI")
-    os.chdir(folder)
-    os.environ["MLFLOW_TRACKING_URI"] = uri
-    mlflow.set_tracking_uri(uri)
-    try:
+    with temporary_tracking(tmp_path_factory.mktemp("mlflow")) as uri:
         cfg = _config(utkface_dir, cache_dir, experiment="e2e")
         result = run(cfg)
         yield cfg, result, mlflow.MlflowClient(uri)
-    finally:
-        os.chdir(old_cwd)
-        if old_uri is None:
-            os.environ.pop("MLFLOW_TRACKING_URI", None)
-        else:
-            os.environ["MLFLOW_TRACKING_URI"] = old_uri
 
 
 def test_run_logs_params_metrics_and_artifacts(finished_run):

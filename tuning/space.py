@@ -1,0 +1,68 @@
+"""The search space: read from YAML, sampled per trial into config overrides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import optuna
+import yaml
+
+REQUIRED = ("backbones", "loss_weighting", "age_formulation", "lr")
+
+
+class SearchSpaceError(ValueError):
+    """A search-space file that is missing or malformed."""
+
+
+def load_space(path: str | Path) -> dict[str, Any]:
+    """Read and check a search-space YAML file."""
+    path = Path(path)
+    if not path.is_file():
+        raise SearchSpaceError(f"search space file not found: {path}")
+    space = yaml.safe_load(path.read_text()) or {}
+    missing = [k for k in REQUIRED if k not in space]
+    if missing:
+        raise SearchSpaceError(f"search space {path} lacks {missing}")
+    if not isinstance(space["backbones"], dict) or not space["backbones"]:
+        raise SearchSpaceError(f"search space {path}: 'backbones' must map timm names to weights")
+    return space
+
+
+def _range(trial: optuna.Trial, name: str, spec: Any) -> Any:
+    if isinstance(spec, dict):
+        low, high = spec["low"], spec["high"]
+        if isinstance(low, int) and isinstance(high, int) and not spec.get("float"):
+            return trial.suggest_int(name, low, high, log=spec.get("log", False))
+        return trial.suggest_float(name, float(low), float(high), log=spec.get("log", False))
+    if isinstance(spec, list):
+        return trial.suggest_categorical(name, spec)
+    return spec  # a fixed value
+
+
+def suggest(trial: optuna.Trial, space: dict[str, Any]) -> dict[str, Any]:
+    """Sample one configuration; returns dotted config overrides (``{"model.backbone": ...}``)."""
+    backbone = trial.suggest_categorical("backbone", list(space["backbones"]))
+    out: dict[str, Any] = {"model.backbone": backbone, "model.weights": space["backbones"][backbone]}
+    weighting = _range(trial, "loss_weighting", space["loss_weighting"])
+    out["loss.weighting"] = weighting
+    if weighting == "fixed":
+        out["loss.age_weight"] = _range(trial, "fixed_age_weight", space.get("fixed_age_weight", 1.0))
+        out["loss.gender_weight"] = 1.0
+    formulation = _range(trial, "age_formulation", space["age_formulation"])
+    out["model.age_formulation"] = formulation
+    if formulation == "regression":
+        out["loss.regression_loss"] = _range(trial, "regression_loss", space.get("regression_loss", "smooth_l1"))
+    else:
+        out["model.bin_width"] = _range(trial, "bin_width", space.get("bin_width", 1))
+    out["train.lr"] = _range(trial, "lr", space["lr"])
+    for key, target in (("weight_decay", "train.weight_decay"), ("augment", "train.augment"),
+                        ("image_size", "data.image_size"), ("epochs", "train.epochs")):
+        if key in space:
+            out[target] = _range(trial, key, space[key])
+    return out
+
+
+def run_name(number: int, overrides: dict[str, Any]) -> str:
+    """Readable MLflow run name, e.g. ``t007-efficientnet_lite0-ordinal-uncertainty``."""
+    return f"t{number:03d}-{overrides['model.backbone']}-{overrides['model.age_formulation']}-{overrides['loss.weighting']}"
