@@ -27,6 +27,7 @@ GENDER_METRICS = {"gender_accuracy": accuracy_score, "selection_rate": selection
                   "false_positive_rate": false_positive_rate, "false_negative_rate": false_negative_rate}
 AGE_METRICS = {"age_mae": mean_absolute_error}
 CI = [0.025, 0.975]
+CONDITIONED_ON_GENDER = ("selection_rate", "false_positive_rate", "false_negative_rate")
 
 
 @dataclass
@@ -119,6 +120,8 @@ def evaluate_fairness(preds: pd.DataFrame, *, n_boot: int = 200, seed: int = 0) 
         diffs = {**age_mf.difference().to_dict(), **gender_mf.difference().to_dict()}
         ratios = {**age_mf.ratio().to_dict(), **gender_mf.ratio().to_dict()}
         for metric in diffs:
+            if "gender" in feature and metric in CONDITIONED_ON_GENDER:
+                continue  # within one gender these rates are 0 or undefined by construction
             worst, best = _worst_best(table[metric], metric)
             row = {"feature": feature, "metric": metric, "difference": float(diffs[metric]),
                    "ratio": float(ratios[metric]), "worst_group": worst, "best_group": best,

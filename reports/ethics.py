@@ -105,7 +105,7 @@ def error_patterns(data: RunData) -> list[str]:
     wrong = (preds["female_probability"] >= 0.5).astype(int) != preds["gender"]
     lines += [
         f"- Age is under-estimated for people 60 and over by {-err[old].mean():.1f} years on average "
-        f"(n={int(old.sum())}); the ordinal head regresses toward the crowded 20-40 range.",
+        f"(n={int(old.sum())}): predictions regress toward the crowded 20-40 range.",
         f"- Gender accuracy for children 0-9 is {1 - wrong[young].mean():.1%} (n={int(young.sum())}) against "
         f"{1 - wrong[~young].mean():.1%} for everyone else.",
         "", "Galleries of the worst and best predictions: `samples/` in the run.", "",

@@ -22,7 +22,9 @@ def test_entry_points_declare_typed_parameters():
 
 
 def test_mlflow_run_trains_and_logs_one_model(utkface_dir, tmp_path, mlflow_store):
-    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_store,
+    inherited = {k: v for k, v in os.environ.items()
+                 if k not in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID")}
+    env = {**inherited, "MLFLOW_TRACKING_URI": mlflow_store,
            "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])}
     subprocess.run([sys.executable, "-m", "mlflow", "run", str(REPO), "--env-manager", "local",
                     "--experiment-name", "smoke", "-P", f"data={utkface_dir}", "-P", "config=experiments/smoke.yaml",

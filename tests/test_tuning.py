@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -23,8 +24,8 @@ from tuning.study import StudySettings, open_study, run_study
 
 pytestmark = pytest.mark.slow
 
-GOOD = {"backbone": "efficientnet_lite0", "loss_weighting": "uncertainty", "age_formulation": "regression",
-        "regression_loss": "l1", "lr": 0.003}
+GOOD = {"backbone": "efficientnet_lite0", "loss_weighting": "uncertainty", "age_formulation": "ordinal",
+        "bin_width": 5, "lr": 0.002}
 
 
 @pytest.fixture
@@ -46,7 +47,7 @@ def tiny_space(tmp_path) -> Path:
 
 def _settings(utkface_dir, tmp_path, tiny_space, **kw) -> StudySettings:
     values = dict(data=str(utkface_dir), study_name="tiny", storage=str(tmp_path / "journal.log"),
-                  search_space=str(tiny_space), n_trials=4, subset=400, image_size=32, pruner_warmup=1,
+                  search_space=str(tiny_space), n_trials=4, subset=600, image_size=48, pruner_warmup=1,
                   cache_dir=str(tmp_path / "cache"), experiment="tiny-study")
     values.update(kw)
     return StudySettings(**values)
@@ -62,7 +63,7 @@ def test_study_runs_trials_as_child_runs_with_states_pruning_and_a_failure(utkfa
     settings = _settings(utkface_dir, tmp_path, tiny_space, n_trials=4)
     study = open_study(settings)
     study.enqueue_trial(GOOD)
-    study.enqueue_trial({**GOOD, "lr": 0.004})
+    study.enqueue_trial({**GOOD, "lr": 0.003})
     study.enqueue_trial({**GOOD, "lr": 1e12})  # diverges: NaN loss, the trial fails and the study goes on
     study.enqueue_trial({**GOOD, "lr": 1e-7})  # learns nothing: pruned against the two good ones
     out = run_study(settings)
@@ -160,12 +161,14 @@ def postgres_url(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    data = tmp_path / "pgdata"
+    # initdb refuses to run as root: run the server as the package's postgres user, in a folder it
+    # can reach (pytest's own temp folders are private to root)
     run_as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    data = Path(tempfile.mkdtemp(prefix="utkface-pg-")) / "data"
     data.mkdir()
     if run_as:
         shutil.chown(data, "postgres")
-        os.chmod(tmp_path, 0o755)
+        os.chmod(data.parent, 0o755)
     subprocess.run(run_as + [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust"],
                    check=True, stdout=subprocess.DEVNULL)
     subprocess.run(run_as + [str(bindir / "pg_ctl"), "-D", str(data), "-w", "-o",
@@ -176,6 +179,7 @@ def postgres_url(tmp_path):
     finally:
         subprocess.run(run_as + [str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
                        stdout=subprocess.DEVNULL)
+        shutil.rmtree(data.parent, ignore_errors=True)
 
 
 def test_postgresql_storage(utkface_dir, tmp_path, tiny_space, mlflow_store, postgres_url):

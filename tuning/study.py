@@ -209,20 +209,31 @@ def _worker(settings: dict, parent_id: str, split_path: str, tracking_uri: str) 
     optimize(s, parent_id, split_path)
 
 
+def _finished(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
+
+
 def optimize(s: StudySettings, parent_id: str, split_path: str) -> None:
     study = open_study(s)
+    if _finished(study) >= s.n_trials:
+        return  # a resumed study that already has its trials
     objective = Objective(s, load_space(s.search_space), parent_id, split_path)
     stop = optuna.study.MaxTrialsCallback(s.n_trials, states=(TrialState.COMPLETE, TrialState.PRUNED))
     study.optimize(objective, timeout=s.timeout, callbacks=[stop], catch=(Exception,), gc_after_trial=True)
 
 
-def study_split(s: StudySettings, space: dict, folder: Path) -> str:
-    """One split manifest for the whole study, so every trial is scored on the same test images."""
+def study_split(s: StudySettings, space: dict, parent_id: str, client: mlflow.MlflowClient, folder: Path) -> str:
+    """One split manifest for the whole study, kept on the study run, so every trial (also after a
+    resume) is scored on the same test images."""
+    path = folder / "split_manifest.csv"
+    try:
+        return client.download_artifacts(parent_id, "data/split_manifest.csv", str(folder))
+    except Exception:  # a new study: no manifest logged yet
+        pass
     cfg = load_config(space.get("base_config", "experiments/default.yaml"),
                       {"data.path": s.data, "data.subset": s.subset, "seed": s.seed, "data.cache_dir": s.cache_dir})
-    path = folder / f"{s.study_name}-split.csv"
-    if not path.exists():
-        manifest(prepare_data(cfg.data, cfg.seed).frame).to_csv(path, index=False)
+    manifest(prepare_data(cfg.data, cfg.seed).frame).to_csv(path, index=False)
+    client.log_artifact(parent_id, str(path), "data")
     return str(path)
 
 
@@ -268,10 +279,8 @@ def run_study(s: StudySettings) -> dict:
     parent_id = parent_run(s, client)
     study = open_study(s)
     interrupted = fail_interrupted_trials(study, client)
-    folder = Path(tempfile.gettempdir()) / "utkface-mtl-studies"
-    folder.mkdir(exist_ok=True)
-    split_path = study_split(s, space, folder)
-    client.log_artifact(parent_id, split_path, "data")
+    folder = Path(tempfile.mkdtemp(prefix="utkface-study-"))
+    split_path = study_split(s, space, parent_id, client, folder)
     status = "FINISHED"
     try:
         if s.n_workers > 1:
