@@ -9,10 +9,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import os
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,12 +19,7 @@ import torch
 
 from mtl.images import decode_bytes
 from mtl.predict import load_predictor
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from mtl.serve import model_server
 
 
 def in_process(model_uri: str, images: list[np.ndarray], batch_size: int) -> None:
@@ -50,24 +41,8 @@ def in_process(model_uri: str, images: list[np.ndarray], batch_size: int) -> Non
 
 
 def through_server(model_uri: str, payloads: list[str], n_requests: int, batch_size: int) -> None:
-    port = _free_port()
     log = Path(tempfile.mkdtemp()) / "server.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri, "--env-manager",
-                                 "local", "--host", "127.0.0.1", "--port", str(port)], stdout=out,
-                                stderr=subprocess.STDOUT,
-                                env={**os.environ, "PATH": os.pathsep.join([os.path.dirname(sys.executable),
-                                                                            os.environ.get("PATH", "")])})
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(240):
-            try:
-                if requests.get(f"{url}/ping", timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.5)
-        else:
-            raise RuntimeError(f"server did not start; see {log}")
+    with model_server(model_uri, log) as url:
         session = requests.Session()
 
         def post(batch):
@@ -91,9 +66,6 @@ def through_server(model_uri: str, payloads: list[str], n_requests: int, batch_s
             post(payloads[i : i + batch_size])
             n += len(payloads[i : i + batch_size])
         print(f"server, batches of {batch_size}: {n / (time.perf_counter() - start):.1f} images/s (decode included)")
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def main() -> None:

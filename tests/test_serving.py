@@ -2,54 +2,22 @@
 
 import base64
 import io
-import os
-import socket
-import subprocess
-import sys
-import time
 
 import pytest
 import requests
 from PIL import Image
 
+from mtl.serve import model_server
+
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def server(tiny_registered_model, tmp_path_factory):
     uri, _ = tiny_registered_model
-    port = _free_port()
     log = tmp_path_factory.mktemp("serve") / "server.log"
-    # mlflow starts ``uvicorn`` by name: the interpreter's own bin folder must be on PATH
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri,
-           "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])}
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "models", "serve", "-m", "models:/utkface-mtl@champion",
-             "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)],
-            env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"server exited early:\n{log.read_text()[-3000:]}")
-        try:
-            if requests.get(f"{url}/ping", timeout=2).status_code == 200:
-                break
-        except requests.ConnectionError:
-            time.sleep(1)
-    else:
-        proc.kill()
-        pytest.fail(f"server did not answer /ping:\n{log.read_text()[-3000:]}")
-    yield url
-    proc.terminate()
-    proc.wait(timeout=30)
+    with model_server("models:/utkface-mtl@champion", log, env={"MLFLOW_TRACKING_URI": uri}) as url:
+        yield url
 
 
 def _post(url, images, column="image"):
