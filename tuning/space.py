@@ -66,3 +66,33 @@ def suggest(trial: optuna.Trial, space: dict[str, Any]) -> dict[str, Any]:
 def run_name(number: int, overrides: dict[str, Any]) -> str:
     """Readable MLflow run name, e.g. ``t007-efficientnet_lite0-ordinal-uncertainty``."""
     return f"t{number:03d}-{overrides['model.backbone']}-{overrides['model.age_formulation']}-{overrides['loss.weighting']}"
+
+
+def default_params(space: dict[str, Any], cfg) -> dict[str, Any]:
+    """The base configuration expressed as trial parameters, to enqueue as a study's first trial
+    (a known-good starting point for the sampler). Only parameters the space defines are set."""
+    params = {"backbone": cfg.model.backbone, "loss_weighting": cfg.loss.weighting,
+              "age_formulation": cfg.model.age_formulation, "lr": cfg.train.lr}
+    if cfg.loss.weighting == "fixed":
+        params["fixed_age_weight"] = cfg.loss.age_weight / max(cfg.loss.gender_weight, 1e-9)
+    if cfg.model.age_formulation == "ordinal":
+        params["bin_width"] = cfg.model.bin_width
+    else:
+        params["regression_loss"] = cfg.loss.regression_loss
+    for key, value in (("weight_decay", cfg.train.weight_decay), ("augment", cfg.train.augment),
+                       ("image_size", cfg.data.image_size)):
+        if isinstance(space.get(key), (list, dict)):
+            params[key] = value
+    names = {"backbone": "backbones"}
+    return {k: v for k, v in params.items() if _allowed(space.get(names.get(k, k)), v)}
+
+
+def _allowed(spec: Any, value: Any) -> bool:
+    """Whether ``value`` is a valid draw from ``spec`` (a list of choices, a range, or a mapping of backbones)."""
+    if spec is None:
+        return False
+    if isinstance(spec, dict) and "low" in spec:
+        return spec["low"] <= value <= spec["high"]
+    if isinstance(spec, (list, dict)):
+        return value in spec
+    return value == spec

@@ -30,7 +30,7 @@ from mtl.config import load_config
 from mtl.data import prepare_data
 from mtl.split import manifest
 from tuning.registry import register_and_promote
-from tuning.space import load_space, run_name, suggest
+from tuning.space import default_params, load_space, run_name, suggest
 
 STUDY_TAG = "utkface.study"
 
@@ -117,6 +117,7 @@ def parent_run(s: StudySettings, client: mlflow.MlflowClient) -> str:
         s.experiment = client.get_experiment(client.get_run(launched).info.experiment_id).name
         client.set_tag(launched, STUDY_TAG, s.study_name)
         client.set_tag(launched, "optuna.study_name", s.study_name)
+        client.update_run(launched, name=f"study-{s.study_name}")
         return launched
     experiment = mlflow.set_experiment(s.experiment)
     found = client.search_runs([experiment.experiment_id], f"tags.`{STUDY_TAG}` = '{s.study_name}'",
@@ -278,6 +279,10 @@ def run_study(s: StudySettings) -> dict:
     space = load_space(s.search_space)
     parent_id = parent_run(s, client)
     study = open_study(s)
+    if not study.trials:
+        base = load_config(space.get("base_config", "experiments/default.yaml"))
+        if base.model.backbone in space["backbones"]:
+            study.enqueue_trial(default_params(space, base))  # start from the default experiment
     interrupted = fail_interrupted_trials(study, client)
     folder = Path(tempfile.mkdtemp(prefix="utkface-study-"))
     split_path = study_split(s, space, parent_id, client, folder)
