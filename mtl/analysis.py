@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,22 +16,11 @@ from mtl.images import decode_bytes
 from mtl.labels import GENDERS, RACES
 from mtl.pyfunc import Predictor
 from mtl.sources import open_source
+from mtl.tracking import log_figure, log_table
 
 if TYPE_CHECKING:
     from mtl.config import RunConfig
     from mtl.train import TrainResult
-
-
-def _log_csv(frame: pd.DataFrame, artifact_file: str, index: bool = False) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / Path(artifact_file).name
-        frame.to_csv(path, index=index)
-        mlflow.log_artifact(str(path), str(Path(artifact_file).parent))
-
-
-def _log_fig(fig, artifact_file: str) -> None:
-    mlflow.log_figure(fig, artifact_file)
-    plt.close(fig)
 
 
 def group_bars(table: pd.DataFrame, metric: str, title: str):
@@ -72,16 +60,16 @@ def log_fairness(preds: pd.DataFrame, *, n_boot: int, seed: int) -> dict[str, fl
     """Per-group tables, gap table, bar charts, worst-5% over-representation; returns fair_* metrics."""
     result = evaluate_fairness(preds, n_boot=n_boot, seed=seed)
     for feature, table in result.by_group.items():
-        _log_csv(table, f"fairness/by_{feature}.csv", index=True)
-    _log_csv(result.gaps, "fairness/gaps.csv")
+        log_table(table, f"fairness/by_{feature}.csv", index=True)
+    log_table(result.gaps, "fairness/gaps.csv")
     for feature in ("race", "gender", "age_band", "race_x_gender"):
         table = result.by_group[feature]
-        _log_fig(group_bars(table, "age_mae", f"test age MAE by {feature} (95% bootstrap CI)"),
+        log_figure(group_bars(table, "age_mae", f"test age MAE by {feature} (95% bootstrap CI)"),
                  f"fairness/age_mae_by_{feature}.png")
-        _log_fig(group_bars(table, "gender_accuracy", f"test gender accuracy by {feature} (95% CI)"),
+        log_figure(group_bars(table, "gender_accuracy", f"test gender accuracy by {feature} (95% CI)"),
                  f"fairness/gender_accuracy_by_{feature}.png")
     over = worst_group_overrepresentation(preds)
-    _log_csv(over, "fairness/worst_overrepresentation.csv")
+    log_table(over, "fairness/worst_overrepresentation.csv")
     mlflow.log_metrics(result.summary)
     return result.summary
 
@@ -89,14 +77,14 @@ def log_fairness(preds: pd.DataFrame, *, n_boot: int, seed: int) -> dict[str, fl
 def log_galleries(preds: pd.DataFrame, images: np.ndarray, size: int) -> None:
     err = (preds["pred_age"] - preds["age"]).abs()
     ranked = preds.assign(abs_err=err)
-    _log_fig(gallery(ranked.nlargest(size, "abs_err"), images, "worst age predictions (test)"), "samples/worst_age.png")
-    _log_fig(gallery(ranked.nsmallest(size, "abs_err"), images, "best age predictions (test)"), "samples/best_age.png")
+    log_figure(gallery(ranked.nlargest(size, "abs_err"), images, "worst age predictions (test)"), "samples/worst_age.png")
+    log_figure(gallery(ranked.nsmallest(size, "abs_err"), images, "best age predictions (test)"), "samples/best_age.png")
     confidence = (preds["female_probability"] - 0.5).abs()
     wrong = preds[(preds["female_probability"] >= 0.5).astype(int) != preds["gender"]]
     right = preds[(preds["female_probability"] >= 0.5).astype(int) == preds["gender"]]
-    _log_fig(gallery(wrong.assign(c=confidence).nlargest(size, "c"), images, "most confident gender errors (test)"),
+    log_figure(gallery(wrong.assign(c=confidence).nlargest(size, "c"), images, "most confident gender errors (test)"),
              "samples/worst_gender.png")
-    _log_fig(gallery(right.assign(c=confidence).nlargest(size, "c"), images, "most confident correct gender (test)"),
+    log_figure(gallery(right.assign(c=confidence).nlargest(size, "c"), images, "most confident correct gender (test)"),
              "samples/best_gender.png")
 
 
@@ -114,9 +102,9 @@ def log_lime(cfg: "RunConfig", predictor: Predictor, preds: pd.DataFrame) -> dic
     explanations, table = explain_panel(predictor, panel, images, num_samples=r.lime_samples, seed=cfg.seed)
     for i, expl in enumerate(explanations):
         image = images[i // 2]
-        _log_fig(overlay(image, expl), f"lime/{i // 2:02d}_{expl.task}_{Path(expl.file).stem[:40]}.png")
+        log_figure(overlay(image, expl), f"lime/{i // 2:02d}_{expl.task}_{Path(expl.file).stem[:40]}.png")
     mlflow.log_text(explanations_json(explanations), "lime/segment_weights.json")
-    _log_csv(table, "lime/panel.csv")
+    log_table(table, "lime/panel.csv")
     summary = deletion_summary(table)
     mlflow.log_metrics(summary)
     return summary

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
-import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
@@ -92,16 +91,16 @@ def balancing_weights(frame, by: str) -> np.ndarray | None:
         return None
     from mtl.labels import age_band
 
-    columns = {"race": frame["race"].astype(str), "gender": frame["gender"].astype(str),
-               "age_band": frame["age"].map(age_band)}
-    parts = by.replace("age_band", "ageband").split("_")
-    unknown = [p for p in parts if p.replace("ageband", "age_band") not in columns]
-    if unknown:
-        raise ValueError(f"train.balance={by!r}: unknown group column(s) {unknown}; use race, gender, age_band")
-    key = pd.Series("", index=frame.index)
-    for part in parts:
-        key = key + "|" + columns[part.replace("ageband", "age_band")]
-    return (1.0 / key.map(key.value_counts())).to_numpy()
+    columns = {"age_band": frame["age"].map(age_band), "race": frame["race"], "gender": frame["gender"]}
+    parts, rest = [], by
+    while rest:  # "age_band_race" -> ["age_band", "race"]
+        name = next((c for c in columns if rest.startswith(c)), None)
+        if name is None:
+            raise ValueError(f"train.balance={by!r}: cannot read {rest!r}; join race, gender, age_band with '_'")
+        parts.append(name)
+        rest = rest[len(name):].removeprefix("_")
+    sizes = frame.groupby([columns[p] for p in parts])["age"].transform("size")
+    return (1.0 / sizes).to_numpy()
 
 
 def to_model_input(pixels: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:

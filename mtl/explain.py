@@ -51,7 +51,7 @@ class ModelOutputs:
         return frame["age"].to_numpy()[:, None]
 
 
-def segment(image: np.ndarray, n_segments: int = 40, seed: int = 0) -> np.ndarray:
+def segment(image: np.ndarray, n_segments: int = 40) -> np.ndarray:
     """SLIC superpixels (deterministic for a given image)."""
     return slic(image, n_segments=n_segments, compactness=10, start_label=0)
 
@@ -65,7 +65,7 @@ def explain(predictor: Predictor, image: np.ndarray, *, task: str, file: str = "
     start = time.perf_counter()
     result = explainer.explain_instance(
         image, fn, labels=(label,), top_labels=None, hide_color=None, num_samples=num_samples,
-        batch_size=num_samples, segmentation_fn=lambda img: segment(img, n_segments, seed), random_seed=seed)
+        batch_size=num_samples, segmentation_fn=lambda img: segment(img, n_segments), random_seed=seed)
     seconds = time.perf_counter() - start
     prediction = float(fn(image[None])[0, label])
     weights = {int(k): float(v) for k, v in result.local_exp[label]}

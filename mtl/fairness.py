@@ -28,6 +28,7 @@ GENDER_METRICS = {"gender_accuracy": accuracy_score, "selection_rate": selection
 AGE_METRICS = {"age_mae": mean_absolute_error}
 CI = [0.025, 0.975]
 CONDITIONED_ON_GENDER = ("selection_rate", "false_positive_rate", "false_negative_rate")
+LOWER_IS_BETTER = ("age_mae", "false_positive_rate", "false_negative_rate")
 
 
 @dataclass
@@ -56,7 +57,7 @@ def _frames(preds: pd.DataFrame, feature: str, groups: pd.DataFrame,
     return age, gender
 
 
-def _ratio_terms(preds: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def ratio_terms(preds: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Each metric as sum(numerator) / sum(denominator) over a group's rows (for a fast bootstrap)."""
     y = preds["gender"].to_numpy().astype(int)
     p = (preds["female_probability"].to_numpy() >= 0.5).astype(int)
@@ -70,15 +71,17 @@ def _ratio_terms(preds: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray]
     }
 
 
-def bootstrap_group_metrics(preds: pd.DataFrame, feature_values: pd.Series, *, n_boot: int = 200,
-                            seed: int = 0) -> dict[str, pd.DataFrame]:
-    """Bootstrap replicates (n_boot x groups) of every metric, resampling test rows with replacement."""
+def bootstrap_draws(n_rows: int, n_boot: int, seed: int = 0) -> np.ndarray:
+    """(n_boot, n_rows) row indices drawn with replacement; reuse them to pair two models' bootstraps."""
+    return np.random.default_rng(seed).integers(0, n_rows, size=(n_boot, n_rows))
+
+
+def group_replicates(preds: pd.DataFrame, feature_values: pd.Series, draws: np.ndarray) -> dict[str, pd.DataFrame]:
+    """Every metric per group for each row-index draw: {metric: DataFrame (draws x groups)}."""
     codes, levels = pd.factorize(feature_values, sort=True)
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, len(preds), size=(n_boot, len(preds)))
     out = {}
-    for metric, (num, den) in _ratio_terms(preds).items():
-        reps = np.empty((n_boot, len(levels)))
+    for metric, (num, den) in ratio_terms(preds).items():
+        reps = np.empty((len(draws), len(levels)))
         for b, idx in enumerate(draws):
             top = np.bincount(codes[idx], weights=num[idx], minlength=len(levels))
             bottom = np.bincount(codes[idx], weights=den[idx], minlength=len(levels))
@@ -89,9 +92,8 @@ def bootstrap_group_metrics(preds: pd.DataFrame, feature_values: pd.Series, *, n
 
 
 def _worst_best(series: pd.Series, metric: str) -> tuple[str, str]:
-    lower_is_better = metric in ("age_mae", "false_positive_rate", "false_negative_rate")
     series = series.dropna()
-    return (series.idxmax(), series.idxmin()) if lower_is_better else (series.idxmin(), series.idxmax())
+    return (series.idxmax(), series.idxmin()) if metric in LOWER_IS_BETTER else (series.idxmin(), series.idxmax())
 
 
 def evaluate_fairness(preds: pd.DataFrame, *, n_boot: int = 200, seed: int = 0) -> FairnessResult:
@@ -111,7 +113,7 @@ def evaluate_fairness(preds: pd.DataFrame, *, n_boot: int = 200, seed: int = 0) 
     for feature in FEATURES:
         age_mf, gender_mf = _frames(preds, feature, groups)
         table = pd.concat([age_mf.by_group, gender_mf.by_group], axis=1)
-        reps = bootstrap_group_metrics(preds, groups[feature], n_boot=n_boot, seed=seed) if n_boot else {}
+        reps = group_replicates(preds, groups[feature], bootstrap_draws(len(preds), n_boot, seed)) if n_boot else {}
         for metric, rep in reps.items():
             table[f"{metric}_ci_low"] = rep.quantile(CI[0]).reindex(table.index)
             table[f"{metric}_ci_high"] = rep.quantile(CI[1]).reindex(table.index)
@@ -127,9 +129,8 @@ def evaluate_fairness(preds: pd.DataFrame, *, n_boot: int = 200, seed: int = 0) 
                    "ratio": float(ratios[metric]), "worst_group": worst, "best_group": best,
                    "worst_value": float(table.at[worst, metric]), "best_value": float(table.at[best, metric])}
             if metric in reps:
-                lower_is_better = metric in ("age_mae", "false_positive_rate", "false_negative_rate")
                 pair = reps[metric][worst] - reps[metric][best]  # signed: > 0 when "worst" is worse
-                pair = pair if lower_is_better else -pair
+                pair = pair if metric in LOWER_IS_BETTER else -pair
                 ratio = np.minimum(reps[metric][worst], reps[metric][best]) / np.maximum(reps[metric][worst],
                                                                                           reps[metric][best])
                 row.update(difference_ci_low=float(pair.quantile(CI[0])), difference_ci_high=float(pair.quantile(CI[1])),

@@ -42,15 +42,13 @@ class Predictor:
     """A trained network plus its preprocessing and age-interval calibration, usable without MLflow."""
 
     def __init__(self, model: MultiTaskNet, *, image_size: int, crop: float = 1.0, interval: dict | None = None,
-                 batch_size: int = 64, bf16: bool = False, threads: int = 0):
+                 batch_size: int = 64, bf16: bool = False):
         self.model = model.eval().to(memory_format=torch.channels_last)
         self.image_size = image_size
         self.crop = crop
         self.interval = interval or {}
         self.batch_size = batch_size
         self.bf16 = bf16
-        if threads:
-            torch.set_num_threads(threads)
 
     @classmethod
     def load(cls, model_dir: str | Path, **kwargs) -> "Predictor":
@@ -89,10 +87,14 @@ class Predictor:
         }, columns=OUTPUT_COLUMNS)
 
     def age_interval(self, age: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Interval from validation residual quantiles in log-age: ``age * exp(q_low) .. age * exp(q_high)``."""
-        q_low, q_high = self.interval.get("log_residual_low", 0.0), self.interval.get("log_residual_high", 0.0)
-        age = np.clip(np.asarray(age, float), 0.5, None)
-        return age * np.exp(q_low), age * np.exp(q_high)
+        return interval_bounds(age, self.interval)
+
+
+def interval_bounds(age: np.ndarray, interval: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Interval from validation residual quantiles in log-age: ``age * exp(q_low) .. age * exp(q_high)``."""
+    q_low, q_high = interval.get("log_residual_low", 0.0), interval.get("log_residual_high", 0.0)
+    age = np.clip(np.asarray(age, float), 0.5, None)
+    return age * np.exp(q_low), age * np.exp(q_high)
 
 
 def calibrate_interval(true_age: np.ndarray, pred_age: np.ndarray, coverage: float = 0.8) -> dict:

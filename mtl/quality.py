@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 PROBLEM_KINDS = ("bad_name", "unreadable", "duplicate", "conflicting_duplicate")
@@ -22,19 +23,15 @@ def find_duplicates(records: pd.DataFrame) -> pd.DataFrame:
     out = records.copy()
     out["dup_group"] = out["pixel_hash"].where(out["pixel_hash"] != "", out["file"])
     decoded = out[out["problem"] == ""]
-    sizes = decoded.groupby("pixel_hash")["file"].transform("size")
-    dup_rows = decoded.index[sizes > 1]
-    if len(dup_rows):
-        labels = decoded.loc[dup_rows, ["pixel_hash", "age", "gender", "race"]]
-        n_labelings = labels.drop_duplicates().groupby("pixel_hash").size()
-        conflicting = set(n_labelings[n_labelings > 1].index)
-        for idx in dup_rows:
-            group = out.at[idx, "pixel_hash"]
-            others = decoded.loc[dup_rows][decoded.loc[dup_rows, "pixel_hash"] == group]["file"]
-            others = [f for f in others if f != out.at[idx, "file"]]
-            kind = "conflicting_duplicate" if group in conflicting else "duplicate"
-            out.at[idx, "problem"] = kind
-            out.at[idx, "detail"] = f"same pixels as {', '.join(others)}"
+    dups = decoded[decoded.groupby("pixel_hash")["file"].transform("size") > 1]
+    if len(dups):
+        n_labelings = dups.groupby("pixel_hash")[["age", "gender", "race"]].apply(lambda g: len(g.drop_duplicates()))
+        members = dups.groupby("pixel_hash")["file"].agg(list)
+        out.loc[dups.index, "problem"] = np.where(dups["pixel_hash"].map(n_labelings) > 1,
+                                                  "conflicting_duplicate", "duplicate")
+        out.loc[dups.index, "detail"] = [
+            "same pixels as " + ", ".join(f for f in members[h] if f != name)
+            for name, h in zip(dups["file"], dups["pixel_hash"])]
     return out
 
 

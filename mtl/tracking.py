@@ -13,7 +13,7 @@ import pandas as pd
 
 from mtl import plots
 from mtl.split import manifest
-from mtl.pyfunc import calibrate_interval, log_pyfunc, save_model_dir
+from mtl.pyfunc import calibrate_interval, interval_bounds, log_pyfunc, save_model_dir
 
 if TYPE_CHECKING:
     from mtl.config import RunConfig
@@ -21,11 +21,11 @@ if TYPE_CHECKING:
     from mtl.train import TrainResult
 
 
-def log_table(frame: pd.DataFrame, artifact_file: str) -> None:
+def log_table(frame: pd.DataFrame, artifact_file: str, index: bool = False) -> None:
     """Log a DataFrame as a CSV artifact."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / Path(artifact_file).name
-        frame.to_csv(path, index=False)
+        frame.to_csv(path, index=index)
         mlflow.log_artifact(str(path), str(Path(artifact_file).parent) if "/" in artifact_file else None)
 
 
@@ -61,8 +61,7 @@ def log_results(cfg: "RunConfig", result: "TrainResult") -> None:
     val_preds = _val_predictions(cfg, result)
     interval = calibrate_interval(val_preds["age"], val_preds["pred_age"]) if len(val_preds) else {}
     if interval:
-        low = preds["pred_age"] * np.exp(interval["log_residual_low"])
-        high = preds["pred_age"] * np.exp(interval["log_residual_high"])
+        low, high = interval_bounds(preds["pred_age"], interval)
         result.metrics["test_age_interval_coverage"] = float(((preds["age"] >= low) & (preds["age"] <= high)).mean())
         result.metrics["test_age_interval_width"] = float((high - low).mean())
     log_table(preds[["file", "age", "gender", "race", "pred_age", "female_probability"]], "evaluation/test_predictions.csv")

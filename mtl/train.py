@@ -155,8 +155,7 @@ def validation_metrics(model, weighting, data: PreparedData, val: pd.DataFrame, 
                      regression_loss=cfg.loss.regression_loss),
             gender_loss(out, gender),
         ])
-        total = weighting.cpu()(losses)
-        weighting.to(device)
+        total = weighting(losses.to(device))
     preds = val.assign(pred_age=out["age"].numpy(), female_probability=torch.sigmoid(out["gender_logit"]).numpy())
     metrics = evaluate_predictions(preds)
     return {"val_loss": float(total), "val_age_loss": float(losses[0]), "val_gender_loss": float(losses[1]),

@@ -13,56 +13,46 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from mtl.fairness import _ratio_terms, sensitive_frame
+from mtl.fairness import LOWER_IS_BETTER, bootstrap_draws, group_replicates, sensitive_frame
 from reports.run_data import load_run
-
-LOWER_IS_BETTER = {"age_mae", "false_positive_rate", "false_negative_rate"}
-
-
-def _group_values(preds: pd.DataFrame, feature: str, metric: str, idx: np.ndarray) -> pd.Series:
-    num, den = _ratio_terms(preds.iloc[idx].reset_index(drop=True))[metric]
-    groups = sensitive_frame(preds.iloc[idx].reset_index(drop=True))[feature]
-    frame = pd.DataFrame({"g": groups, "num": num, "den": den}).groupby("g").sum()
-    return frame["num"] / frame["den"]
 
 
 def compare(before: pd.DataFrame, after: pd.DataFrame, *, feature: str, metric: str, n_boot: int = 500,
             seed: int = 0) -> dict[str, float | str]:
     """Gap (worst minus best group of the baseline, harmful direction positive) before and after, the
-    change with a paired bootstrap 95% CI, and the change in the overall metric."""
+    change with a paired bootstrap 95% CI (the same resampled rows for both runs), and the change in
+    the overall metric."""
     merged = before.merge(after[["file", "pred_age", "female_probability"]], on="file", suffixes=("", "_after"))
     if len(merged) != len(before) or len(merged) != len(after):
         raise ValueError(f"the runs were scored on different test sets ({len(before)} vs {len(after)} rows, "
                          f"{len(merged)} shared); pass the same split manifest to both")
     b = merged[["file", "age", "gender", "race", "pred_age", "female_probability"]]
-    a = merged[["file", "age", "gender", "race"]].assign(pred_age=merged["pred_age_after"],
-                                                         female_probability=merged["female_probability_after"])
-    full = np.arange(len(b))
-    base_values = _group_values(b, feature, metric, full)
+    a = b.assign(pred_age=merged["pred_age_after"], female_probability=merged["female_probability_after"])
+    groups = sensitive_frame(b)[feature]
+    everyone = pd.Series("all", index=b.index)
+    full, draws = np.arange(len(b))[None, :], bootstrap_draws(len(b), n_boot, seed)
+
+    def values(frame, by, rows):
+        return group_replicates(frame, by, rows)[metric]
+
     sign = 1 if metric in LOWER_IS_BETTER else -1
-    worst = (base_values * sign).idxmax()
-    best = (base_values * sign).idxmin()
+    base = values(b, groups, full).iloc[0]
+    worst, best = (base * sign).idxmax(), (base * sign).idxmin()
 
-    def gap(frame, idx):
-        values = _group_values(frame, feature, metric, idx)
-        return sign * (values[worst] - values[best])
+    def gap(reps: pd.DataFrame) -> np.ndarray:
+        return (sign * (reps[worst] - reps[best])).to_numpy()
 
-    def overall(frame, idx):
-        num, den = _ratio_terms(frame.iloc[idx])[metric]
-        return num.sum() / den.sum()
-
-    rng = np.random.default_rng(seed)
-    draws = [rng.integers(0, len(b), len(b)) for _ in range(n_boot)]
-    gaps_before = np.array([gap(b, d) for d in draws])
-    gaps_after = np.array([gap(a, d) for d in draws])
-    overall_change = np.array([overall(a, d) - overall(b, d) for d in draws])
+    gaps_before, gaps_after = gap(values(b, groups, draws)), gap(values(a, groups, draws))
+    overall_change = (values(a, everyone, draws) - values(b, everyone, draws))["all"].to_numpy()
     q = lambda x: (float(np.quantile(x, 0.025)), float(np.quantile(x, 0.975)))  # noqa: E731
+    gap_before, gap_after = float(gap(values(b, groups, full))[0]), float(gap(values(a, groups, full))[0])
     return {
         "feature": feature, "metric": metric, "worst_group": str(worst), "best_group": str(best),
-        "gap_before": float(gap(b, full)), "gap_before_ci": q(gaps_before),
-        "gap_after": float(gap(a, full)), "gap_after_ci": q(gaps_after),
-        "gap_change": float(gap(a, full) - gap(b, full)), "gap_change_ci": q(gaps_after - gaps_before),
-        "overall_before": float(overall(b, full)), "overall_after": float(overall(a, full)),
+        "gap_before": gap_before, "gap_before_ci": q(gaps_before),
+        "gap_after": gap_after, "gap_after_ci": q(gaps_after),
+        "gap_change": gap_after - gap_before, "gap_change_ci": q(gaps_after - gaps_before),
+        "overall_before": float(values(b, everyone, full)["all"].iloc[0]),
+        "overall_after": float(values(a, everyone, full)["all"].iloc[0]),
         "overall_change_ci": q(overall_change),
     }
 

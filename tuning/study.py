@@ -29,6 +29,7 @@ from optuna.trial import TrialState
 from mtl.config import load_config
 from mtl.data import prepare_data
 from mtl.split import manifest
+from mtl.train import run
 from tuning.registry import register_and_promote
 from tuning.space import default_params, load_space, run_name, suggest
 
@@ -176,7 +177,7 @@ class Objective:
 
         client = mlflow.MlflowClient()
         try:
-            result = run_trial(cfg, tags, started, report)
+            result = run(cfg, epoch_callback=report, tags=tags, on_start=started)  # MLflow marks a raise FAILED
         except optuna.TrialPruned:
             if run_ids:
                 client.set_tag(run_ids[0], "optuna.state", "PRUNED")
@@ -194,13 +195,6 @@ class Objective:
         if self.s.multi_objective:
             return float(last["val_age_mae"]), float(1 - last["val_gender_accuracy"])
         return float(last["val_objective"])
-
-
-def run_trial(cfg, tags, started, report):
-    """Train one configuration as a child MLflow run (MLflow marks it FAILED on an exception)."""
-    from mtl.train import run
-
-    return run(cfg, nested=False, epoch_callback=report, tags=tags, on_start=started)
 
 
 def _worker(settings: dict, parent_id: str, split_path: str, tracking_uri: str) -> None:
