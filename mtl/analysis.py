@@ -88,8 +88,9 @@ def log_galleries(preds: pd.DataFrame, images: np.ndarray, size: int) -> None:
              "samples/best_gender.png")
 
 
-def log_lime(cfg: "RunConfig", predictor: Predictor, preds: pd.DataFrame) -> dict[str, float]:
-    """Explain the configured panel on the original images; log overlays, JSON weights, deletion metrics."""
+def log_lime(cfg: "RunConfig", predictor: Predictor, preds: pd.DataFrame, *, folder: str = "lime") -> dict[str, float]:
+    """Explain the configured panel on the original images; log overlays, JSON weights and deletion
+    metrics (named ``{folder}_...``) under ``folder/`` of the active run."""
     r = cfg.report
     if not (r.lime_worst or r.lime_best or r.lime_gender_errors or r.lime_per_group):
         return {}
@@ -102,12 +103,30 @@ def log_lime(cfg: "RunConfig", predictor: Predictor, preds: pd.DataFrame) -> dic
     explanations, table = explain_panel(predictor, panel, images, num_samples=r.lime_samples, seed=cfg.seed)
     for i, expl in enumerate(explanations):
         image = images[i // 2]
-        log_figure(overlay(image, expl), f"lime/{i // 2:02d}_{expl.task}_{Path(expl.file).stem[:40]}.png")
-    mlflow.log_text(explanations_json(explanations), "lime/segment_weights.json")
-    log_table(table, "lime/panel.csv")
-    summary = deletion_summary(table)
+        log_figure(overlay(image, expl), f"{folder}/{i // 2:02d}_{expl.task}_{Path(expl.file).stem[:40]}.png")
+    mlflow.log_text(explanations_json(explanations), f"{folder}/segment_weights.json")
+    log_table(table, f"{folder}/panel.csv")
+    summary = {folder + key.removeprefix("lime"): value for key, value in deletion_summary(table).items()}
     mlflow.log_metrics(summary)
     return summary
+
+
+FULL_PANEL = {"report.lime_worst": 2, "report.lime_best": 2, "report.lime_gender_errors": 2, "report.lime_per_group": 1}
+
+
+def log_full_lime(run_id: str, *, data_path: str | None = None) -> dict[str, float]:
+    """The champion's full LIME panel (worst and best ages, gender errors, one face per race x gender
+    group) from a finished run's logged model and test predictions, logged to ``lime_full/`` of that run."""
+    from mtl.config import from_flat
+
+    cfg = from_flat({**mlflow.MlflowClient().get_run(run_id).data.params, **FULL_PANEL})
+    if data_path:
+        cfg.data.path = data_path
+    preds = pd.read_csv(mlflow.artifacts.download_artifacts(run_id=run_id,
+                                                            artifact_path="evaluation/test_predictions.csv"))
+    predictor = mlflow.pyfunc.load_model(f"runs:/{run_id}/model").unwrap_python_model().predictor
+    with mlflow.start_run(run_id=run_id):
+        return log_lime(cfg, predictor, preds, folder="lime_full")
 
 
 def log_analysis(cfg: "RunConfig", result: "TrainResult") -> dict[str, float]:

@@ -128,12 +128,31 @@ def _build(source: ImageSource, size: int, crop: float, target: Path, workers: i
         pd.DataFrame(rows).to_csv(tmp / "records.csv", index=False)
         (tmp / "meta.json").write_text(json.dumps({"format": CACHE_FORMAT, "size": size, "crop": crop, "n_files": n,
                                                     "n_decoded": filled, "source": str(source.path)}))
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
+        _publish(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _is_complete(target: Path) -> bool:
+    meta = target / "meta.json"
+    return meta.is_file() and json.loads(meta.read_text()).get("format") == CACHE_FORMAT
+
+
+def _publish(tmp: Path, target: Path) -> None:
+    """Move a finished cache into place. If another process (a parallel study worker) published the
+    same cache meanwhile, keep theirs: it may already be memory-mapped, and its content is identical."""
+    if _is_complete(target):
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
+    if target.exists():
+        shutil.rmtree(target)  # an incomplete or outdated cache
+    try:
+        os.replace(tmp, target)
+    except OSError:
+        if not _is_complete(target):
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)  # lost the race to an identical cache
 
 
 def load_decoded(source: ImageSource, size: int, cache_dir: str | Path, workers: int = 2,
@@ -143,9 +162,7 @@ def load_decoded(source: ImageSource, size: int, cache_dir: str | Path, workers:
     cache_root.mkdir(parents=True, exist_ok=True)
     key = content_key(source)
     target = cache_root / (f"{key}-{size}px" + (f"-crop{crop:g}" if crop != 1 else ""))
-    meta_path = target / "meta.json"
-    valid = meta_path.is_file() and json.loads(meta_path.read_text()).get("format") == CACHE_FORMAT
-    if not valid:
+    if not _is_complete(target):
         log.info("building image cache %s", target)
         _build(source, size, crop, target, workers)
     records = pd.read_csv(target / "records.csv", keep_default_na=False,

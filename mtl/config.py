@@ -64,7 +64,8 @@ class TrainConfig:
     threads: int = 0  # torch intra-op threads, 0 = torch's default
     loader_workers: int = 0  # DataLoader worker processes for augmentation
     balance: str = "none"  # group-balanced sampling (mitigation): none | race | race_gender | age_band_race ...
-    max_minutes: float | None = None  # wall-clock budget; training stops after the epoch that crosses it
+    ema_decay: float = 0.0  # exponential moving average of the weights (timm ModelEmaV3), 0 = off
+    max_minutes: float | None = None  # wall-clock budget; no epoch starts that would end past it
     log_model: bool = True
     registered_model_name: str | None = None
 
@@ -124,6 +125,7 @@ class RunConfig:
             (self.train.schedule in ("cosine", "onecycle"), "train.schedule", self.train.schedule,
              "must be 'cosine' or 'onecycle'"),
             (self.train.augment >= 0, "train.augment", self.train.augment, "must be >= 0"),
+            (0 <= self.train.ema_decay < 1, "train.ema_decay", self.train.ema_decay, "must be in [0, 1)"),
         ]
         for ok, name, value, why in checks:
             if not ok:

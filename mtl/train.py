@@ -17,6 +17,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 import torch
+from timm.utils import ModelEmaV3
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -107,8 +108,15 @@ class EarlyStopping:
         return self.patience > 0 and self.bad_epochs >= self.patience
 
 
-def train_one_epoch(model, loader, weighting, optimizer, scheduler, cfg: RunConfig, device, epoch: int) -> dict:
-    """One pass over the training batches; returns mean losses and running train metrics."""
+def out_of_time(started: float, epoch_seconds: float, max_minutes: float | None) -> bool:
+    """Whether one more epoch as long as the last one would end past ``max_minutes`` after ``started``."""
+    return bool(max_minutes) and time.perf_counter() - started + epoch_seconds > max_minutes * 60
+
+
+def train_one_epoch(model, loader, weighting, optimizer, scheduler, cfg: RunConfig, device, epoch: int,
+                    ema: ModelEmaV3 | None = None) -> dict:
+    """One pass over the training batches (updating ``ema`` after each step when given); returns mean
+    losses and running train metrics."""
     model.train()
     sums = {"loss": 0.0, "age_loss": 0.0, "gender_loss": 0.0, "abs_err": 0.0, "correct": 0.0}
     n = 0
@@ -130,6 +138,8 @@ def train_one_epoch(model, loader, weighting, optimizer, scheduler, cfg: RunConf
         loss.backward()
         optimizer.step()
         scheduler.step()
+        if ema is not None:
+            ema.update(model, step=scheduler.last_epoch)
         batch = len(age)
         n += batch
         sums["loss"] += loss.item() * batch
@@ -189,13 +199,16 @@ def fit(cfg: RunConfig, data: PreparedData, *, epoch_callback=None) -> TrainResu
                                 total_steps=steps_per_epoch * cfg.train.epochs,
                                 warmup_steps=int(cfg.train.warmup_epochs * steps_per_epoch))
     stopper = EarlyStopping(cfg.train.patience)
+    # warmup: the average starts close to the live weights and lengthens its horizon up to ema_decay
+    ema = ModelEmaV3(model, decay=cfg.train.ema_decay, use_warmup=True) if cfg.train.ema_decay else None
+    evaluated = ema.module if ema is not None else model
     history, started = [], time.perf_counter()
     for epoch in range(1, cfg.train.epochs + 1):
         loader.sampler.set_epoch(epoch)
         epoch_start = time.perf_counter()
-        row = {"epoch": epoch, **train_one_epoch(model, loader, weighting, optimizer, scheduler, cfg, device, epoch)}
+        row = {"epoch": epoch, **train_one_epoch(model, loader, weighting, optimizer, scheduler, cfg, device, epoch, ema)}
         row["train_images_per_s"] = len(loader) * cfg.train.batch_size / (time.perf_counter() - epoch_start)
-        row.update(validation_metrics(model, weighting, data, val, cfg, device) if len(val) else {})
+        row.update(validation_metrics(evaluated, weighting, data, val, cfg, device) if len(val) else {})
         row["lr"] = scheduler.get_last_lr()[0]
         row.update({f"task_weight_{k}": v for k, v in weighting.task_weights().items()})
         row["epoch_seconds"] = time.perf_counter() - epoch_start
@@ -209,8 +222,8 @@ def fit(cfg: RunConfig, data: PreparedData, *, epoch_callback=None) -> TrainResu
         objective = row.get("val_objective", row["train_age_mae"])
         if epoch_callback is not None:
             epoch_callback(epoch, row)
-        stop = stopper.update(objective, epoch, model)
-        over_budget = cfg.train.max_minutes and (time.perf_counter() - started) / 60 > cfg.train.max_minutes
+        stop = stopper.update(objective, epoch, evaluated)
+        over_budget = out_of_time(started, row["epoch_seconds"], cfg.train.max_minutes)
         if stop or over_budget:
             log.info("stopping after epoch %d (%s)", epoch, "early stopping" if stop else "time budget")
             break

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("UTKFACE_DIR", REPO.parent / "shared" / "data" / "UTKFace"))
@@ -91,3 +92,22 @@ def temporary_tracking(folder: Path):
             os.environ.pop("MLFLOW_TRACKING_URI", None)
         else:
             os.environ["MLFLOW_TRACKING_URI"] = saved_uri
+
+
+@pytest.fixture
+def tiny_space(tmp_path) -> Path:
+    """A tiny search space (two small backbones, 3 epochs, batch 32, small report) over a copy of
+    the default experiment, for real studies that finish in seconds per trial."""
+    base = yaml.safe_load((REPO / "experiments" / "default.yaml").read_text())
+    base["train"].update(batch_size=32, max_minutes=None, patience=0)
+    base["report"] = {"fairness_boot": 20, "gallery_size": 4, "lime_worst": 0, "lime_best": 0,
+                      "lime_gender_errors": 0, "lime_per_group": 0, "lime_samples": 40}
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(base))
+    space = {"base_config": str(tmp_path / "base.yaml"),
+             "backbones": {"mobilenetv3_small_050": "none", "efficientnet_lite0": "imagenet"},
+             "loss_weighting": ["fixed", "uncertainty"], "fixed_age_weight": {"low": 0.3, "high": 3.0, "log": True},
+             "age_formulation": ["regression", "ordinal"], "regression_loss": ["l1", "smooth_l1"],
+             "bin_width": [2, 5], "lr": {"low": 0.001, "high": 0.005, "log": True}, "epochs": 3}
+    path = tmp_path / "space.yaml"
+    path.write_text(yaml.safe_dump(space))
+    return path

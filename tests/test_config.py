@@ -1,6 +1,6 @@
 import pytest
-
 from conftest import REPO
+
 from mtl.config import ConfigError, RunConfig, from_flat, load_config, parse_overrides
 
 

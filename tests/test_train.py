@@ -6,8 +6,8 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import REPO, temporary_tracking
+
 from mtl.config import from_flat, load_config
 from mtl.data import prepare_data
 from mtl.train import fit, run

@@ -15,34 +15,22 @@ from pathlib import Path
 import mlflow
 import optuna
 import pytest
-import yaml
+from conftest import REPO
 from optuna.trial import TrialState
 
-from conftest import REPO
 from tuning.registry import decide
-from tuning.study import StudySettings, open_study, run_study
+from tuning.study import (
+    StudySettings,
+    make_pruner,
+    open_study,
+    pruning_savings,
+    run_study,
+)
 
 pytestmark = pytest.mark.slow
 
 GOOD = {"backbone": "efficientnet_lite0", "loss_weighting": "uncertainty", "age_formulation": "ordinal",
         "bin_width": 5, "lr": 0.002}
-
-
-@pytest.fixture
-def tiny_space(tmp_path) -> Path:
-    base = yaml.safe_load((REPO / "experiments" / "default.yaml").read_text())
-    base["train"].update(batch_size=32, max_minutes=None, patience=0)
-    base["report"] = {"fairness_boot": 20, "gallery_size": 4, "lime_worst": 0, "lime_best": 0,
-                      "lime_gender_errors": 0, "lime_per_group": 0}
-    (tmp_path / "base.yaml").write_text(yaml.safe_dump(base))
-    space = {"base_config": str(tmp_path / "base.yaml"),
-             "backbones": {"mobilenetv3_small_050": "none", "efficientnet_lite0": "imagenet"},
-             "loss_weighting": ["fixed", "uncertainty"], "fixed_age_weight": {"low": 0.3, "high": 3.0, "log": True},
-             "age_formulation": ["regression", "ordinal"], "regression_loss": ["l1", "smooth_l1"],
-             "bin_width": [2, 5], "lr": {"low": 0.001, "high": 0.005, "log": True}, "epochs": 3}
-    path = tmp_path / "space.yaml"
-    path.write_text(yaml.safe_dump(space))
-    return path
 
 
 def _settings(utkface_dir, tmp_path, tiny_space, **kw) -> StudySettings:
@@ -53,6 +41,36 @@ def _settings(utkface_dir, tmp_path, tiny_space, **kw) -> StudySettings:
     return StudySettings(**values)
 
 
+def _report(study: optuna.Study, values: list[float]) -> bool:
+    """Ask for a trial, report one value per epoch, return whether the pruner stops it (no training)."""
+    trial = study.ask()
+    for step, value in enumerate(values, start=1):
+        trial.report(value, step)
+        if trial.should_prune():
+            return True
+    return False
+
+
+def test_successive_halving_prunes_from_the_first_trial_on_and_keeps_the_best():
+    study = optuna.create_study(pruner=make_pruner("sha", warmup=2))
+    assert not _report(study, [9.0, 8.0, 7.0, 6.0])  # alone at every rung: goes on (and stays RUNNING)
+    assert _report(study, [9.5, 8.5])  # worse than the running first trial at epoch 2: pruned
+    assert not _report(study, [9.0, 7.5, 6.5, 5.0])  # best at epochs 2 and 4: goes on
+    assert _report(study, [9.0, 7.9, 7.0, 6.5])  # 2nd of 4 at epoch 2 (top half), 3rd of 3 at epoch 4
+    with pytest.raises(ValueError, match="unknown pruner"):
+        make_pruner("asha")
+
+
+def test_pruning_savings_count_the_epochs_pruned_trials_did_not_run():
+    trials = [optuna.trial.create_trial(state=state, value=1.0 if state == TrialState.COMPLETE else None,
+                                        user_attrs={"epochs_planned": planned, "epochs_run": ran})
+              for state, planned, ran in [(TrialState.COMPLETE, 12, 12), (TrialState.PRUNED, 8, 2),
+                                          (TrialState.FAIL, 8, 3), (TrialState.COMPLETE, 12, 9)]]
+    out = pruning_savings(trials)  # the failed trial and the one stopped by the time budget saved nothing
+    assert out == {"trial_epochs_run": 26.0, "trial_epochs_without_pruning": 32.0, "pruning_saved_epochs": 6.0,
+                   "pruning_saved_fraction": 6 / 32}
+
+
 def _children(client, parent_id):
     exp = client.get_run(parent_id).info.experiment_id
     return client.search_runs([exp], f"tags.`mlflow.parentRunId` = '{parent_id}'")
@@ -60,7 +78,8 @@ def _children(client, parent_id):
 
 def test_study_runs_trials_as_child_runs_with_states_pruning_and_a_failure(utkface_dir, tmp_path, tiny_space,
                                                                           mlflow_store):
-    settings = _settings(utkface_dir, tmp_path, tiny_space, n_trials=4)
+    # median pruner after 2 completed trials: the two good ones complete, the hopeless one is pruned
+    settings = _settings(utkface_dir, tmp_path, tiny_space, n_trials=4, pruner="median", pruner_startup=2)
     study = open_study(settings)
     study.enqueue_trial(GOOD)
     study.enqueue_trial({**GOOD, "lr": 0.003})
@@ -87,6 +106,12 @@ def test_study_runs_trials_as_child_runs_with_states_pruning_and_a_failure(utkfa
     artifacts = {a.path for a in client.list_artifacts(out["parent_run_id"], "study")}
     assert "study/optimization_history.png" in artifacts
     assert "trials.csv" in {a.path for a in client.list_artifacts(out["parent_run_id"])}
+    # the best trial gets the full LIME panel: one face per race x gender group and more
+    best_run = parent.data.tags["best_run_id"]
+    panel = {a.path for a in client.list_artifacts(best_run, "lime_full")}
+    assert "lime_full/panel.csv" in panel and len([p for p in panel if p.endswith(".png")]) >= 10
+    assert "lime_full_gender_deletion_ratio" in client.get_run(best_run).data.metrics
+    assert parent.data.metrics["study_minutes"] > 0
     # the best trial is registered; the first version becomes champion
     version = client.get_model_version_by_alias("utkface-mtl", "champion")
     assert version.tags["study"] == "tiny" and version.tags["trial"] == parent.data.tags["best_trial"]

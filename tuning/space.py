@@ -9,6 +9,9 @@ import optuna
 import yaml
 
 REQUIRED = ("backbones", "loss_weighting", "age_formulation", "lr")
+# optional space keys (a range, a list of choices or a fixed value) and the config field each sets
+OPTIONAL = {"weight_decay": "train.weight_decay", "augment": "train.augment", "ema_decay": "train.ema_decay",
+            "image_size": "data.image_size", "crop": "data.crop", "epochs": "train.epochs"}
 
 
 class SearchSpaceError(ValueError):
@@ -56,8 +59,7 @@ def suggest(trial: optuna.Trial, space: dict[str, Any]) -> dict[str, Any]:
     else:
         out["model.bin_width"] = _range(trial, "bin_width", space.get("bin_width", 1))
     out["train.lr"] = _range(trial, "lr", space["lr"])
-    for key, target in (("weight_decay", "train.weight_decay"), ("augment", "train.augment"),
-                        ("image_size", "data.image_size"), ("epochs", "train.epochs")):
+    for key, target in OPTIONAL.items():
         if key in space:
             out[target] = _range(trial, key, space[key])
     return out
@@ -79,10 +81,10 @@ def default_params(space: dict[str, Any], cfg) -> dict[str, Any]:
         params["bin_width"] = cfg.model.bin_width
     else:
         params["regression_loss"] = cfg.loss.regression_loss
-    for key, value in (("weight_decay", cfg.train.weight_decay), ("augment", cfg.train.augment),
-                       ("image_size", cfg.data.image_size)):
+    flat = cfg.flat()
+    for key, target in OPTIONAL.items():
         if isinstance(space.get(key), (list, dict)):
-            params[key] = value
+            params[key] = flat[target]
     names = {"backbone": "backbones"}
     return {k: v for k, v in params.items() if _allowed(space.get(names.get(k, k)), v)}
 
