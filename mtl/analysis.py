@@ -10,7 +10,13 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from mtl.explain import choose_panel, deletion_summary, explain_panel, explanations_json, overlay
+from mtl.explain import (
+    choose_panel,
+    deletion_summary,
+    explain_panel,
+    explanations_json,
+    overlay,
+)
 from mtl.fairness import evaluate_fairness, worst_group_overrepresentation
 from mtl.images import decode_bytes
 from mtl.labels import GENDERS, RACES
@@ -125,8 +131,12 @@ def log_full_lime(run_id: str, *, data_path: str | None = None) -> dict[str, flo
     preds = pd.read_csv(mlflow.artifacts.download_artifacts(run_id=run_id,
                                                             artifact_path="evaluation/test_predictions.csv"))
     predictor = mlflow.pyfunc.load_model(f"runs:/{run_id}/model").unwrap_python_model().predictor
+    client = mlflow.MlflowClient()
+    finished = client.get_run(run_id).info
     with mlflow.start_run(run_id=run_id):
-        return log_lime(cfg, predictor, preds, folder="lime_full")
+        summary = log_lime(cfg, predictor, preds, folder="lime_full")
+    client.set_terminated(run_id, finished.status, end_time=finished.end_time)  # keep the training run's duration
+    return summary
 
 
 def log_analysis(cfg: "RunConfig", result: "TrainResult") -> dict[str, float]:

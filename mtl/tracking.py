@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 
 from mtl import plots
-from mtl.split import manifest
 from mtl.pyfunc import calibrate_interval, interval_bounds, log_pyfunc, save_model_dir
+from mtl.split import manifest
 
 if TYPE_CHECKING:
     from mtl.config import RunConfig

@@ -202,7 +202,7 @@ def fit(cfg: RunConfig, data: PreparedData, *, epoch_callback=None) -> TrainResu
     # warmup: the average starts close to the live weights and lengthens its horizon up to ema_decay
     ema = ModelEmaV3(model, decay=cfg.train.ema_decay, use_warmup=True) if cfg.train.ema_decay else None
     evaluated = ema.module if ema is not None else model
-    history, started = [], time.perf_counter()
+    history, started, stop_reason = [], time.perf_counter(), ""
     for epoch in range(1, cfg.train.epochs + 1):
         loader.sampler.set_epoch(epoch)
         epoch_start = time.perf_counter()
@@ -225,7 +225,8 @@ def fit(cfg: RunConfig, data: PreparedData, *, epoch_callback=None) -> TrainResu
         stop = stopper.update(objective, epoch, evaluated)
         over_budget = out_of_time(started, row["epoch_seconds"], cfg.train.max_minutes)
         if stop or over_budget:
-            log.info("stopping after epoch %d (%s)", epoch, "early stopping" if stop else "time budget")
+            stop_reason = "early stopping" if stop else "time budget"
+            log.info("stopping after epoch %d (%s)", epoch, stop_reason)
             break
     model.load_state_dict(stopper.best_state)
     model.eval()
@@ -235,7 +236,7 @@ def fit(cfg: RunConfig, data: PreparedData, *, epoch_callback=None) -> TrainResu
     metrics["train_minutes"] = (time.perf_counter() - started) / 60
     metrics["best_epoch"] = stopper.best_epoch
     return TrainResult(None, model, pd.DataFrame(history), metrics, test_preds, data, weights_info,
-                       stopper.best_epoch)
+                       stopper.best_epoch, extra={"stop_reason": stop_reason or "all epochs"})
 
 
 def run(cfg: RunConfig, *, nested: bool = False, epoch_callback=None, tags: dict[str, str] | None = None,
@@ -261,7 +262,8 @@ def run(cfg: RunConfig, *, nested: bool = False, epoch_callback=None, tags: dict
             result.run_id = active.info.run_id
             mlflow.set_tags({"weights_source": result.weights.source, "weights_location": result.weights.location,
                              "data_content_key": data.content_key, "test_split_key": test_split_key(data),
-                             "torch_device": str(resolve_device(cfg.train.device))})
+                             "torch_device": str(resolve_device(cfg.train.device)),
+                             "stop_reason": result.extra["stop_reason"]})
             tracking.log_results(cfg, result)
         except Exception as exc:
             mlflow.set_tag("error", f"{type(exc).__name__}: {exc}"[:5000])

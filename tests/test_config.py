@@ -25,6 +25,7 @@ def test_overrides_are_typed():
     ({"train.epochs": "many"}, "train.epochs='many'"),
     ({"model.age_formulation": "classification"}, "model.age_formulation"),
     ({"data.test_fraction": 1.5}, "data.test_fraction"),
+    ({"train.ema_decay": 1.0}, "train.ema_decay=1.0"),
 ])
 def test_bad_values_name_the_field(overrides, message):
     with pytest.raises(ConfigError, match=message):

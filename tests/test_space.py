@@ -5,8 +5,8 @@ from __future__ import annotations
 import optuna
 import pytest
 import yaml
-
 from conftest import REPO
+
 from mtl.config import load_config
 from tuning.space import SearchSpaceError, default_params, load_space, run_name, suggest
 

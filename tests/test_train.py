@@ -6,6 +6,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from conftest import REPO, temporary_tracking
 
 from mtl.config import from_flat, load_config
@@ -53,6 +54,7 @@ def test_run_logs_params_metrics_and_artifacts(finished_run):
     weights = [m.value for m in client.get_metric_history(result.run_id, "task_weight_age")]
     assert len(set(weights)) > 1  # learned uncertainty weights move and are logged every epoch
     assert logged.data.tags["weights_source"] == "package"
+    assert logged.data.tags["stop_reason"] == "all epochs"
     artifacts = {a.path for folder in ("", "data", "plots", "training", "evaluation", "model")
                  for a in client.list_artifacts(result.run_id, folder or None)}
     for path in ("summary.md", "data/data_quality.csv", "data/split_manifest.csv", "data/data_quality.md",
@@ -98,3 +100,16 @@ def test_same_seed_same_training(utkface_dir, cache_dir):
     first, second = fit(cfg, data), fit(cfg, data)
     assert first.history["train_loss"].tolist() == second.history["train_loss"].tolist()
     assert first.metrics["test_age_mae"] == second.metrics["test_age_mae"]
+
+
+def test_weight_averaging_changes_what_is_evaluated_not_how_it_trains(utkface_dir, cache_dir):
+    cfg = _config(utkface_dir, cache_dir, **{"data.subset": 400, "train.epochs": 1, "train.batch_size": 64})
+    data = prepare_data(cfg.data, cfg.seed)
+    cfg.train.ema_decay = 0.0
+    live = fit(cfg, data)
+    cfg.train.ema_decay = 0.99
+    averaged = fit(cfg, data)
+    assert live.history["train_loss"].tolist() == averaged.history["train_loss"].tolist()
+    assert live.history["val_age_mae"].iloc[0] != averaged.history["val_age_mae"].iloc[0]
+    live_weights, averaged_weights = live.model.state_dict(), averaged.model.state_dict()
+    assert not all(torch.equal(live_weights[k], averaged_weights[k]) for k in live_weights)

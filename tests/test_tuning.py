@@ -19,7 +19,9 @@ from conftest import REPO
 from optuna.trial import TrialState
 
 from tuning.registry import decide
+from tuning.space import load_space
 from tuning.study import (
+    Objective,
     StudySettings,
     make_pruner,
     open_study,
@@ -214,3 +216,15 @@ def test_postgresql_storage(utkface_dir, tmp_path, tiny_space, mlflow_store, pos
     loaded = optuna.load_study(study_name="pg", storage=postgres_url)
     assert [t.state for t in loaded.trials] == [TrialState.COMPLETE, TrialState.COMPLETE]
     assert all("mlflow_run_id" in t.user_attrs for t in loaded.trials)
+
+
+def test_budget_bounds_every_trial_and_starts_none_it_cannot_finish(utkface_dir, tmp_path, tiny_space, mlflow_store):
+    settings = _settings(utkface_dir, tmp_path, tiny_space, study_name="budget", deadline=time.time() + 600,
+                         finish_minutes=2.5)
+    objective = Objective(settings, load_space(tiny_space), "parent", "split.csv")
+    assert 7.4 < objective.minutes_left() <= 7.5  # trials stop training in time for the finish
+    assert Objective(_settings(utkface_dir, tmp_path, tiny_space), {}, "p", "s").minutes_left() is None
+    # 4 minutes are less than finish (2.5) + the shortest useful trial (3): the study starts no trial
+    out = run_study(_settings(utkface_dir, tmp_path, tiny_space, study_name="spent", timeout=240))
+    assert out["trials_complete"] == 0 and out["trial_epochs_run"] == 0 and "decision" not in out
+    assert mlflow.MlflowClient(mlflow_store).get_run(out["parent_run_id"]).info.status == "FINISHED"
