@@ -20,6 +20,7 @@ import logging
 import math
 import multiprocessing as mp
 import os
+import shutil
 import socket
 import tempfile
 import time
@@ -382,6 +383,7 @@ def run_study(s: StudySettings) -> dict:
         out["study_minutes"] = (time.time() - started) / 60
         client.log_metric(parent_id, "study_minutes", out["study_minutes"])
         client.set_terminated(parent_id, status)
+        shutil.rmtree(folder, ignore_errors=True)  # the split manifest copy; it stays logged on the study run
     out["parent_run_id"] = parent_id
     return out
 
