@@ -117,6 +117,10 @@ def test_study_runs_trials_as_child_runs_with_states_pruning_and_a_failure(utkfa
     # the best trial is registered; the first version becomes champion
     version = client.get_model_version_by_alias("utkface-mtl", "champion")
     assert version.tags["study"] == "tiny" and version.tags["trial"] == parent.data.tags["best_trial"]
+    # running the finished study again registers nothing new
+    again_out = run_study(settings)
+    assert again_out["registered_before"] == version.version and "decision" not in again_out
+    assert len(client.search_model_versions("name='utkface-mtl'")) == 1
     # the same model registered again is not better than itself: it becomes challenger
     again = mlflow.register_model(f"runs:/{version.run_id}/model", "utkface-mtl").version
     decision = decide(client, "utkface-mtl", again)

@@ -329,6 +329,31 @@ def champion_panel(run_id: str, data: str, client: mlflow.MlflowClient, parent_i
         return {}
 
 
+def publish_best(best: optuna.trial.FrozenTrial, s: StudySettings, client: mlflow.MlflowClient,
+                 parent_id: str) -> dict:
+    """Tag the study run with its best trial, register that trial's model and apply the champion rule,
+    and log its full LIME panel. A model registered before (a re-run study with the same best trial)
+    is not registered again."""
+    run_id = best.user_attrs["mlflow_run_id"]
+    client.set_tag(parent_id, "best_trial", str(best.number))
+    client.set_tag(parent_id, "best_run_id", run_id)
+    out: dict = {}
+    if s.register_name:
+        known = client.search_model_versions(f"name='{s.register_name}' and run_id='{run_id}'")
+        if known:
+            client.set_tag(parent_id, "registered", f"{s.register_name} v{known[0].version} (registered before)")
+            return {"registered_before": known[0].version}
+        metrics = {key: f"{best.user_attrs.get(key, float('nan')):.4f}"
+                   for key in ("test_objective", "test_age_mae", "test_gender_accuracy")}
+        decision = register_and_promote(run_id, name=s.register_name, client=client,
+                                        tags={"study": s.study_name, "trial": str(best.number), **metrics})
+        client.set_tag(parent_id, "registered", f"{s.register_name} v{decision.version} @{decision.alias}")
+        out["decision"] = decision
+    if s.champion_lime:
+        out["champion_lime"] = champion_panel(run_id, s.data, client, parent_id)
+    return out
+
+
 def run_study(s: StudySettings) -> dict:
     """Run (or resume) the study, summarise it on its MLflow run, register and promote the best model."""
     started = time.time()
@@ -367,19 +392,7 @@ def run_study(s: StudySettings) -> dict:
         out["interrupted_trials_failed"] = interrupted
         best = best_trial(study, s.multi_objective)
         if best is not None and status == "FINISHED":
-            run_id = best.user_attrs["mlflow_run_id"]
-            client.set_tag(parent_id, "best_trial", str(best.number))
-            client.set_tag(parent_id, "best_run_id", run_id)
-            if s.register_name:
-                decision = register_and_promote(run_id, name=s.register_name, client=client, tags={
-                    "study": s.study_name, "trial": str(best.number),
-                    "test_objective": f"{best.user_attrs.get('test_objective', float('nan')):.4f}",
-                    "test_age_mae": f"{best.user_attrs.get('test_age_mae', float('nan')):.4f}",
-                    "test_gender_accuracy": f"{best.user_attrs.get('test_gender_accuracy', float('nan')):.4f}"})
-                client.set_tag(parent_id, "registered", f"{s.register_name} v{decision.version} @{decision.alias}")
-                out["decision"] = decision
-            if s.champion_lime:
-                out["champion_lime"] = champion_panel(run_id, s.data, client, parent_id)
+            out.update(publish_best(best, s, client, parent_id))
         out["study_minutes"] = (time.time() - started) / 60
         client.log_metric(parent_id, "study_minutes", out["study_minutes"])
         client.set_terminated(parent_id, status)
