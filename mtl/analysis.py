@@ -10,13 +10,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from mtl.explain import (
-    choose_panel,
-    deletion_summary,
-    explain_panel,
-    explanations_json,
-    overlay,
-)
+from mtl.explain import choose_panel, deletion_summary, explain_panel, explanations_json, overlay
 from mtl.fairness import evaluate_fairness, worst_group_overrepresentation
 from mtl.images import decode_bytes
 from mtl.labels import GENDERS, RACES
@@ -125,17 +119,18 @@ def log_full_lime(run_id: str, *, data_path: str | None = None) -> dict[str, flo
     group) from a finished run's logged model and test predictions, logged to ``lime_full/`` of that run."""
     from mtl.config import from_flat
 
-    cfg = from_flat({**mlflow.MlflowClient().get_run(run_id).data.params, **FULL_PANEL})
+    client = mlflow.MlflowClient()
+    finished = client.get_run(run_id)
+    cfg = from_flat({**finished.data.params, **FULL_PANEL})
     if data_path:
         cfg.data.path = data_path
     preds = pd.read_csv(mlflow.artifacts.download_artifacts(run_id=run_id,
                                                             artifact_path="evaluation/test_predictions.csv"))
     predictor = mlflow.pyfunc.load_model(f"runs:/{run_id}/model").unwrap_python_model().predictor
-    client = mlflow.MlflowClient()
-    finished = client.get_run(run_id).info
     with mlflow.start_run(run_id=run_id):
         summary = log_lime(cfg, predictor, preds, folder="lime_full")
-    client.set_terminated(run_id, finished.status, end_time=finished.end_time)  # keep the training run's duration
+    # reopening the run moved its end time; restore it so the run still shows its training duration
+    client.set_terminated(run_id, finished.info.status, end_time=finished.info.end_time)
     return summary
 
 

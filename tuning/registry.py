@@ -60,6 +60,11 @@ def register_and_promote(run_id: str, *, name: str, tags: dict[str, str] | None 
     """Register ``runs:/run_id/model`` as a new version of ``name`` and apply the champion rule."""
     client = client or mlflow.MlflowClient()
     version = mlflow.register_model(f"runs:/{run_id}/model", name, tags=tags).version
+    return promote(client, name, version)
+
+
+def promote(client: mlflow.MlflowClient, name: str, version: str) -> Decision:
+    """Apply the champion rule to ``version``: move the alias it earns and record why on the version."""
     decision = decide(client, name, version)
     client.set_registered_model_alias(name, decision.alias, decision.version)
     client.set_model_version_tag(name, decision.version, "promotion_reason", decision.reason)
@@ -72,9 +77,6 @@ def main(argv: list[str] | None = None) -> Decision:
     parser.add_argument("--name", default="utkface-mtl")
     parser.add_argument("--version", required=True)
     args = parser.parse_args(argv)
-    client = mlflow.MlflowClient()
-    decision = decide(client, args.name, args.version)
-    client.set_registered_model_alias(args.name, decision.alias, decision.version)
-    client.set_model_version_tag(args.name, decision.version, "promotion_reason", decision.reason)
+    decision = promote(mlflow.MlflowClient(), args.name, args.version)
     print(f"{args.name} v{decision.version} -> @{decision.alias}: {decision.reason}")
     return decision

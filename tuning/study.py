@@ -153,7 +153,7 @@ def parent_run(s: StudySettings, client: mlflow.MlflowClient) -> str:
 
 def trial_threads(n_workers: int) -> int:
     """Torch threads per trial: the machine's cores shared by the workers (1 thread per worker on 2
-    cores, where two 1-thread trials run 1.18x the epochs per hour of one 2-thread trial)."""
+    cores, where two 1-thread workers run about 1.18x the epochs per hour of one 2-thread trial)."""
     return max(1, (os.cpu_count() or 1) // max(n_workers, 1))
 
 
